@@ -1,0 +1,1 @@
+"""Code the FlixTube services share: settings, logs, the "viewed" message and how it travels."""

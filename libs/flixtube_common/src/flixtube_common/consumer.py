@@ -1,0 +1,164 @@
+"""Consumes "viewed" messages into a store: at least once in, exactly once in effect.
+
+One class owns the consumer's connection life cycle, one small method per AMQP step. A message is
+acked only after the store has it (a duplicate viewId counts as stored); a message that is not a valid
+view goes to the dead-letter queue and is acked; a store outage pauses consumption, leaving the
+messages in the queue; a broker outage is retried with capped backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import AMQPError
+from pika.spec import Basic, BasicProperties
+
+from flixtube_common import amqp, topology
+from flixtube_common.backoff import Backoff
+from flixtube_common.logs import event
+from flixtube_common.store import StoreUnavailable
+from flixtube_common.views import InvalidView, View
+
+LOGGER = logging.getLogger(__name__)
+
+# Many messages in flight hide the round trip per ack; small enough to requeue quickly on a pause.
+PREFETCH = 100
+BEAT_SECONDS = 10.0
+
+
+class ViewConsumer:
+    def __init__(
+        self,
+        url: str,
+        mode: str,
+        subscriber_queue: str,
+        record: Callable[[View], bool],
+        store_ready: Callable[[], bool],
+        name: str,
+        heartbeat_file: Path | None = None,
+    ) -> None:
+        self._url = url
+        self._mode = mode
+        self._subscriber_queue = subscriber_queue
+        self._record = record
+        self._store_ready = store_ready
+        self._name = name
+        self._heartbeat_file = heartbeat_file
+        self._backoff = Backoff()
+        self._connection: pika.BlockingConnection | None = None
+        self._store_down = False
+
+    def run(self) -> None:
+        """Consume until the process is stopped, reconnecting whenever the broker goes away."""
+        while True:
+            try:
+                channel, queue = self._connect()
+                while True:
+                    self._wait_for_store()
+                    self._consume(channel, queue)
+            except AMQPError as error:
+                event(LOGGER, "broker connection lost, reconnecting", logging.WARNING,
+                      error=f"{type(error).__name__}: {error}")
+            finally:
+                self._close()
+            self._beat()
+            self._sleep(self._backoff.next_delay())
+
+    def _connect(self) -> tuple[BlockingChannel, str]:
+        self._connection = pika.BlockingConnection(amqp.parameters(self._url, self._name))
+        channel = self._connection.channel()
+        channel.confirm_delivery()  # dead-lettered copies are confirmed before the original is acked
+        queue = topology.declare_for_consume(channel, self._mode, self._subscriber_queue)
+        channel.basic_qos(prefetch_count=PREFETCH)
+        self._backoff.reset()
+        self._schedule_beat()
+        event(LOGGER, "consuming", broker=amqp.describe(self._url), queue=queue, mode=self._mode)
+        return channel, queue
+
+    def _consume(self, channel: BlockingChannel, queue: str) -> None:
+        """Deliver messages to _on_message until the store goes down (then return) or the broker does."""
+        self._store_down = False
+        channel.basic_consume(queue, self._on_message)
+        channel.start_consuming()
+
+    def _on_message(
+        self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
+    ) -> None:
+        try:
+            view = View.from_bytes(body, properties.message_id)
+        except InvalidView as error:
+            self._dead_letter(channel, body, properties, str(error))
+            channel.basic_ack(method.delivery_tag)
+            return
+        try:
+            stored = self._record(view)
+        except StoreUnavailable as error:
+            event(LOGGER, "store unavailable, pausing consumption", logging.WARNING, error=str(error))
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            self._store_down = True
+            channel.stop_consuming()  # also requeues what was prefetched but not yet handled
+            return
+        except Exception as error:  # a view that breaks the handler must not crash-loop the worker
+            LOGGER.exception("handler failed")
+            self._dead_letter(channel, body, properties, f"handler failed: {type(error).__name__}: {error}")
+            channel.basic_ack(method.delivery_tag)
+            return
+        channel.basic_ack(method.delivery_tag)
+        event(LOGGER, "view stored" if stored else "duplicate view ignored", videoPath=view.video_path,
+              viewId=view.view_id, redelivered=method.redelivered)
+
+    def _dead_letter(self, channel: BlockingChannel, body: bytes, properties: BasicProperties, reason: str) -> None:
+        headers = dict(properties.headers or {})
+        headers["x-flixtube-error"] = reason
+        headers["x-flixtube-consumer"] = self._name
+        channel.basic_publish(
+            "",
+            topology.DEAD_LETTER_QUEUE,
+            body,
+            pika.BasicProperties(
+                content_type=properties.content_type,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=properties.message_id,
+                headers=headers,
+            ),
+        )
+        event(LOGGER, "message dead-lettered", logging.WARNING, reason=reason, queue=topology.DEAD_LETTER_QUEUE,
+              messageId=properties.message_id)
+
+    def _wait_for_store(self) -> None:
+        """While the store is down, hold off consuming; messages stay safely in the queue."""
+        backoff = Backoff(first=0.5, cap=5.0)
+        while self._store_down and not self._store_ready():
+            self._sleep(backoff.next_delay())
+        if self._store_down:
+            event(LOGGER, "store back, resuming consumption")
+
+    def _sleep(self, seconds: float) -> None:
+        # Sleeping through the connection keeps its heartbeats going.
+        if self._connection is not None and self._connection.is_open:
+            self._connection.sleep(seconds)
+        else:
+            time.sleep(seconds)
+
+    def _schedule_beat(self) -> None:
+        if self._heartbeat_file is not None and self._connection is not None:
+            self._beat()
+            self._connection.call_later(BEAT_SECONDS, self._schedule_beat)
+
+    def _beat(self) -> None:
+        """Touch the liveness file: the process is alive and its loop is turning."""
+        if self._heartbeat_file is not None:
+            self._heartbeat_file.touch()
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except AMQPError:
+                LOGGER.debug("close failed", exc_info=True)

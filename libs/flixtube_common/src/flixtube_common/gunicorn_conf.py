@@ -1,0 +1,47 @@
+"""gunicorn settings shared by every service: `gunicorn -c python:flixtube_common.gunicorn_conf APP`.
+
+The app is preloaded in the master, so a bad setting stops gunicorn once, with one line, instead of
+workers failing to boot in a loop. Threads do not survive fork: background work starts per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from flixtube_common import config, web
+
+try:
+    _port = config.port(os.environ)
+except config.ConfigError as error:
+    sys.exit(f"Error: {error}")
+
+bind = [f"0.0.0.0:{_port}"]
+preload_app = True
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# Streams of large videos take time; keep-alive lets players reuse connections for their ranges.
+timeout = 120
+keepalive = 5
+accesslog = None  # the app logs one JSON line per request itself
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": []},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+    },
+}
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    for work in web.background(worker.app.wsgi()):
+        work.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    for work in web.background(worker.app.wsgi()):
+        work.close()

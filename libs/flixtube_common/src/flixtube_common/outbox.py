@@ -1,0 +1,164 @@
+"""Views leave the request path through a bounded in-memory outbox and one background thread.
+
+The thread owns the transport (pika's BlockingConnection is not thread-safe), so requests never wait
+for the broker or for history. While the transport is down, views wait in the outbox and go out in
+order once it is back; a full outbox drops the view, logged as an error and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Protocol
+
+from flixtube_common.backoff import Backoff
+from flixtube_common.logs import event
+from flixtube_common.views import View
+
+LOGGER = logging.getLogger(__name__)
+
+
+class RejectedView(Exception):
+    """The receiver refused this view for good; retrying cannot help."""
+
+
+class Transport(Protocol):
+    """Carries views to their recipients; every method is called from the outbox thread only."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def connect(self) -> None: ...
+
+    def send(self, view: View) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Outbox:
+    def __init__(
+        self,
+        transport: Transport,
+        capacity: int = 10_000,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        idle_tick: float = 1.0,
+    ) -> None:
+        self.transport = transport
+        self.max_attempts = max_attempts
+        self._backoff = backoff or Backoff()
+        self._idle_tick = idle_tick
+        self._queue: queue.Queue[View] = queue.Queue(maxsize=capacity)
+        self._wake = threading.Event()
+        self._stop_by: float | None = None
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self.sent = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        """Start the sender thread in this process (again after a fork, where threads do not survive)."""
+        if self._pid == os.getpid() and self._thread and self._thread.is_alive():
+            return
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def put(self, view: View) -> bool:
+        try:
+            self._queue.put_nowait(view)
+        except queue.Full:
+            self.dropped += 1
+            event(LOGGER, "view dropped: outbox full", logging.ERROR, videoPath=view.video_path,
+                  viewId=view.view_id, dropped=self.dropped, capacity=self._queue.maxsize)
+            return False
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is buffered, for at most `timeout` seconds, then stop the thread."""
+        if not self._thread:
+            return
+        self._stop_by = time.monotonic() + timeout
+        self._wake.set()
+        self._thread.join(timeout + 1)
+        if self._queue.qsize():
+            event(LOGGER, "views undelivered at shutdown", logging.ERROR, count=self._queue.qsize())
+
+    @property
+    def ready(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self.transport.connected
+
+    def stats(self) -> dict[str, int]:
+        return {"buffered": self._queue.qsize(), "sent": self.sent, "dropped": self.dropped}
+
+    def _stopping(self) -> bool:
+        return self._stop_by is not None
+
+    def _run(self) -> None:
+        pending: View | None = None
+        attempts = 0
+        while True:
+            if pending is None:
+                try:
+                    pending = self._queue.get(timeout=0 if self._stopping() else self._idle_tick)
+                except queue.Empty:
+                    if self._stopping():
+                        break
+                    self._poll()
+                    continue
+            if self._deliver(pending):
+                pending, attempts = None, 0
+                continue
+            attempts += 1
+            if self.max_attempts and attempts >= self.max_attempts:
+                self.dropped += 1
+                event(LOGGER, "view dropped: retries exhausted", logging.ERROR, videoPath=pending.video_path,
+                      viewId=pending.view_id, attempts=attempts)
+                pending, attempts = None, 0
+            if self._stopping() and time.monotonic() >= (self._stop_by or 0):
+                break
+            self._pause(self._backoff.next_delay())
+        self.transport.close()
+
+    def _deliver(self, view: View) -> bool:
+        try:
+            if not self.transport.connected:
+                self.transport.connect()
+            self.transport.send(view)
+        except RejectedView as error:
+            self.dropped += 1
+            event(LOGGER, "view rejected by receiver", logging.ERROR, videoPath=view.video_path,
+                  viewId=view.view_id, reason=str(error))
+            return True
+        except Exception as error:  # noqa: BLE001 - any transport failure means: keep the view, retry later
+            event(LOGGER, "view delivery failed, will retry", logging.WARNING, viewId=view.view_id,
+                  error=f"{type(error).__name__}: {error}")
+            self.transport.close()
+            return False
+        self._backoff.reset()
+        self.sent += 1
+        event(LOGGER, "view sent", videoPath=view.video_path, viewId=view.view_id)
+        return True
+
+    def _poll(self) -> None:
+        try:
+            if self.transport.connected:
+                self.transport.poll()
+            else:
+                self.transport.connect()
+                self._backoff.reset()
+        except Exception as error:  # noqa: BLE001 - reconnect on the next tick
+            event(LOGGER, "transport down", logging.WARNING, error=f"{type(error).__name__}: {error}")
+            self.transport.close()
+            self._pause(self._backoff.next_delay())
+
+    def _pause(self, delay: float) -> None:
+        if self._stop_by is None:
+            self._wake.wait(delay)  # close() cuts the wait short
+        else:
+            time.sleep(max(0.0, min(delay, self._stop_by - time.monotonic())))

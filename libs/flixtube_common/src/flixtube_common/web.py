@@ -1,0 +1,97 @@
+"""The Flask pieces every service has: JSON errors, one log line per request, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from flixtube_common.logs import event
+
+LOGGER = logging.getLogger("flixtube.request")
+
+Check = Callable[[], bool]
+
+
+class Background(Protocol):
+    """Work a process runs beside its requests; started after gunicorn forks, closed at worker exit."""
+
+    def start(self) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+def create_base_app(import_name: str, service: str) -> Flask:
+    app = Flask(import_name)
+    app.config["SERVICE"] = service
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["flixtube.checks"] = {}
+    app.extensions["flixtube.background"] = []
+    app.register_error_handler(HTTPException, _json_error)
+    app.before_request(_start_timer)
+    app.after_request(_log_request)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    app.add_url_rule("/readyz", "readyz", _readyz)
+    return app
+
+
+def add_readiness_check(app: Flask, name: str, check: Check) -> None:
+    """`/readyz` answers 200 only while every check passes; each check must be quick (well under 1 s)."""
+    app.extensions["flixtube.checks"][name] = check
+
+
+def add_background(app: Flask, work: Background) -> None:
+    app.extensions["flixtube.background"].append(work)
+
+
+def background(app: Flask) -> list[Background]:
+    return app.extensions["flixtube.background"]
+
+
+def bad_request(reason: str) -> tuple[Response, int]:
+    return jsonify(error=reason), 400
+
+
+def _json_error(error: HTTPException) -> Response:
+    response = jsonify(error=error.description)
+    response.status_code = error.code or 500
+    return response
+
+
+def _healthz() -> Response:
+    return jsonify(status="ok")
+
+
+def _readyz() -> tuple[Response, int]:
+    checks = {name: _passes(check) for name, check in _checks().items()}
+    ready = all(checks.values())
+    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+
+
+def _checks() -> dict[str, Check]:
+    from flask import current_app
+
+    return current_app.extensions["flixtube.checks"]
+
+
+def _passes(check: Check) -> bool:
+    try:
+        return bool(check())
+    except Exception:  # noqa: BLE001 - a failing check means "not ready", never a 500
+        LOGGER.warning("readiness check failed", exc_info=True)
+        return False
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    if request.path not in ("/healthz", "/readyz") or response.status_code >= 400:
+        event(LOGGER, "request", method=request.method, path=request.path, query=request.query_string.decode(),
+              status=response.status_code, ms=round((time.perf_counter() - g.get("started", 0)) * 1000, 1))
+    return response
