@@ -37,6 +37,7 @@ class ViewConsumer:
         url: str,
         mode: str,
         subscriber_queue: str,
+        *,
         record: Callable[[View], bool],
         store_ready: Callable[[], bool],
         name: str,
@@ -62,8 +63,12 @@ class ViewConsumer:
                     self._wait_for_store()
                     self._consume(channel, queue)
             except AMQPError as error:
-                event(LOGGER, "broker connection lost, reconnecting", logging.WARNING,
-                      error=f"{type(error).__name__}: {error}")
+                event(
+                    LOGGER,
+                    "broker connection lost, reconnecting",
+                    logging.WARNING,
+                    error=f"{type(error).__name__}: {error}",
+                )
             finally:
                 self._close()
             self._beat()
@@ -109,10 +114,17 @@ class ViewConsumer:
             channel.basic_ack(method.delivery_tag)
             return
         channel.basic_ack(method.delivery_tag)
-        event(LOGGER, "view stored" if stored else "duplicate view ignored", videoPath=view.video_path,
-              viewId=view.view_id, redelivered=method.redelivered)
+        event(
+            LOGGER,
+            "view stored" if stored else "duplicate view ignored",
+            videoPath=view.video_path,
+            viewId=view.view_id,
+            redelivered=method.redelivered,
+        )
 
-    def _dead_letter(self, channel: BlockingChannel, body: bytes, properties: BasicProperties, reason: str) -> None:
+    def _dead_letter(
+        self, channel: BlockingChannel, body: bytes, properties: BasicProperties, reason: str
+    ) -> None:
         headers = dict(properties.headers or {})
         headers["x-flixtube-error"] = reason
         headers["x-flixtube-consumer"] = self._name
@@ -127,8 +139,14 @@ class ViewConsumer:
                 headers=headers,
             ),
         )
-        event(LOGGER, "message dead-lettered", logging.WARNING, reason=reason, queue=topology.DEAD_LETTER_QUEUE,
-              messageId=properties.message_id)
+        event(
+            LOGGER,
+            "message dead-lettered",
+            logging.WARNING,
+            reason=reason,
+            queue=topology.DEAD_LETTER_QUEUE,
+            messageId=properties.message_id,
+        )
 
     def _wait_for_store(self) -> None:
         """While the store is down, hold off consuming; messages stay safely in the queue."""

@@ -10,11 +10,13 @@ import os
 import sys
 from typing import Any
 
-from flixtube_common import config, web
+# Imported under private names: gunicorn reads every public module name as a setting (`config` is one).
+from flixtube_common import config as _config
+from flixtube_common import web as _web
 
 try:
-    _port = config.port(os.environ)
-except config.ConfigError as error:
+    _port = _config.port(os.environ)
+except _config.ConfigError as error:
     sys.exit(f"Error: {error}")
 
 bind = [f"0.0.0.0:{_port}"]
@@ -26,6 +28,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 120
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself
+# The control socket lives at one path per user: several services on one machine would share it.
+control_socket_disable = True
 logconfig_dict: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -38,10 +42,10 @@ logconfig_dict: dict[str, Any] = {
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    for work in web.background(worker.app.wsgi()):
+    for work in _web.background(worker.app.wsgi()):
         work.start()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    for work in web.background(worker.app.wsgi()):
+    for work in _web.background(worker.app.wsgi()):
         work.close()

@@ -74,8 +74,15 @@ class Outbox:
             self._queue.put_nowait(view)
         except queue.Full:
             self.dropped += 1
-            event(LOGGER, "view dropped: outbox full", logging.ERROR, videoPath=view.video_path,
-                  viewId=view.view_id, dropped=self.dropped, capacity=self._queue.maxsize)
+            event(
+                LOGGER,
+                "view dropped: outbox full",
+                logging.ERROR,
+                videoPath=view.video_path,
+                viewId=view.view_id,
+                dropped=self.dropped,
+                capacity=self._queue.maxsize,
+            )
             return False
         return True
 
@@ -117,8 +124,14 @@ class Outbox:
             attempts += 1
             if self.max_attempts and attempts >= self.max_attempts:
                 self.dropped += 1
-                event(LOGGER, "view dropped: retries exhausted", logging.ERROR, videoPath=pending.video_path,
-                      viewId=pending.view_id, attempts=attempts)
+                event(
+                    LOGGER,
+                    "view dropped: retries exhausted",
+                    logging.ERROR,
+                    videoPath=pending.video_path,
+                    viewId=pending.view_id,
+                    attempts=attempts,
+                )
                 pending, attempts = None, 0
             if self._stopping() and time.monotonic() >= (self._stop_by or 0):
                 break
@@ -132,12 +145,23 @@ class Outbox:
             self.transport.send(view)
         except RejectedView as error:
             self.dropped += 1
-            event(LOGGER, "view rejected by receiver", logging.ERROR, videoPath=view.video_path,
-                  viewId=view.view_id, reason=str(error))
+            event(
+                LOGGER,
+                "view rejected by receiver",
+                logging.ERROR,
+                videoPath=view.video_path,
+                viewId=view.view_id,
+                reason=str(error),
+            )
             return True
-        except Exception as error:  # noqa: BLE001 - any transport failure means: keep the view, retry later
-            event(LOGGER, "view delivery failed, will retry", logging.WARNING, viewId=view.view_id,
-                  error=f"{type(error).__name__}: {error}")
+        except Exception as error:
+            event(
+                LOGGER,
+                "view delivery failed, will retry",
+                logging.WARNING,
+                viewId=view.view_id,
+                error=f"{type(error).__name__}: {error}",
+            )
             self.transport.close()
             return False
         self._backoff.reset()
@@ -152,7 +176,7 @@ class Outbox:
             else:
                 self.transport.connect()
                 self._backoff.reset()
-        except Exception as error:  # noqa: BLE001 - reconnect on the next tick
+        except Exception as error:
             event(LOGGER, "transport down", logging.WARNING, error=f"{type(error).__name__}: {error}")
             self.transport.close()
             self._pause(self._backoff.next_delay())

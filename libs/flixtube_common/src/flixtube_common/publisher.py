@@ -55,5 +55,5 @@ class AmqpPublisher:
         if connection is not None and connection.is_open:
             try:
                 connection.close()
-            except Exception:  # noqa: BLE001 - it is going away either way
+            except Exception:
                 LOGGER.debug("close failed", exc_info=True)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from flixtube_common.logs import event
@@ -52,8 +52,14 @@ def background(app: Flask) -> list[Background]:
     return app.extensions["flixtube.background"]
 
 
-def bad_request(reason: str) -> tuple[Response, int]:
-    return jsonify(error=reason), 400
+def query_int(name: str, default: int, cap: int) -> int:
+    """A non-negative integer query parameter, capped; anything else is a 400 naming the parameter."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        abort(400, description=f"{name} must be a non-negative integer, got {raw!r}")
+    return min(int(raw), cap)
 
 
 def _json_error(error: HTTPException) -> Response:
@@ -73,15 +79,13 @@ def _readyz() -> tuple[Response, int]:
 
 
 def _checks() -> dict[str, Check]:
-    from flask import current_app
-
     return current_app.extensions["flixtube.checks"]
 
 
 def _passes(check: Check) -> bool:
     try:
         return bool(check())
-    except Exception:  # noqa: BLE001 - a failing check means "not ready", never a 500
+    except Exception:
         LOGGER.warning("readiness check failed", exc_info=True)
         return False
 
@@ -92,6 +96,13 @@ def _start_timer() -> None:
 
 def _log_request(response: Response) -> Response:
     if request.path not in ("/healthz", "/readyz") or response.status_code >= 400:
-        event(LOGGER, "request", method=request.method, path=request.path, query=request.query_string.decode(),
-              status=response.status_code, ms=round((time.perf_counter() - g.get("started", 0)) * 1000, 1))
+        event(
+            LOGGER,
+            "request",
+            method=request.method,
+            path=request.path,
+            query=request.query_string.decode(),
+            status=response.status_code,
+            ms=round((time.perf_counter() - g.get("started", 0)) * 1000, 1),
+        )
     return response

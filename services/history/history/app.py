@@ -1,0 +1,74 @@
+"""The history app factory: `POST /viewed` records a view, `GET /history` lists them newest first."""
+
+from __future__ import annotations
+
+import logging
+
+import pymongo
+from flask import Flask, Response, abort, jsonify, request
+from pymongo.errors import PyMongoError
+
+from flixtube_common import config, logs, web
+from flixtube_common.store import StoreUnavailable, ViewStore
+from flixtube_common.subscriber import SubscriberSettings, add_readiness_checks
+from flixtube_common.views import InvalidView, View, iso_utc
+
+SERVICE = "history"
+LOGGER = logging.getLogger(__name__)
+MAX_LIMIT = 1000
+
+
+def load_settings(env: config.Env) -> SubscriberSettings:
+    return SubscriberSettings.from_env(
+        env, service=SERVICE, collection="videos", queue="history.viewed", consumes_in=("queue", "fanout")
+    )
+
+
+def create_app(env: config.Env | None = None, views: ViewStore | None = None) -> Flask:
+    """Build the app from the environment (or `env`); tests may pass their own store."""
+    logs.configure(SERVICE)
+    settings = load_settings(config.environ() if env is None else env)
+    views = views or settings.open_store()
+    app = web.create_base_app(__name__, SERVICE)
+    add_readiness_checks(app, settings, views)
+
+    @app.post("/viewed")
+    def viewed() -> tuple[Response, int]:
+        try:
+            view = View.from_json(request.get_json(force=True, silent=True))
+        except InvalidView as error:
+            abort(400, description=str(error))
+        try:
+            stored = views.record(view)
+        except StoreUnavailable as error:
+            logs.event(LOGGER, "view not stored: database unavailable", logging.ERROR, error=str(error))
+            abort(503, description="database unavailable; retry with the same viewId")
+        logs.event(
+            LOGGER,
+            "view stored" if stored else "duplicate view ignored",
+            videoPath=view.video_path,
+            viewId=view.view_id,
+            via="http",
+        )
+        return jsonify(viewId=view.view_id, stored=stored), 200
+
+    @app.get("/history")
+    def history() -> Response:
+        skip = web.query_int("skip", 0, cap=2**31)
+        limit = web.query_int("limit", 20, cap=MAX_LIMIT)
+        if limit == 0:  # MongoDB reads limit 0 as "no limit"
+            return jsonify(history=[])
+        try:
+            found = list(
+                views.collection.find({}, {"_id": 0, "videoPath": 1, "viewedAt": 1})
+                .sort([("viewedAt", pymongo.DESCENDING), ("_id", pymongo.DESCENDING)])
+                .skip(skip)
+                .limit(limit)
+            )
+        except PyMongoError:
+            abort(503, description="database unavailable")
+        return jsonify(
+            history=[{"videoPath": v["videoPath"], "viewedAt": iso_utc(v["viewedAt"])} for v in found]
+        )
+
+    return app

@@ -1,0 +1,78 @@
+"""Sending a video: werkzeug decides status and headers, and the body is always sendfile-able.
+
+werkzeug's `send_file(conditional=True)` handles Range, If-Range, ETag and Last-Modified. For a range
+it wraps the file in a reader that, under gunicorn, reads and discards everything before the range
+(gunicorn's file wrapper cannot seek) and gives up sendfile. So for a 206 the body is replaced by the
+file positioned at the range start: PEP 3333 lets the server send from the file's current position
+for Content-Length bytes, which gunicorn does with sendfile.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import BinaryIO
+
+from flask import Request, Response, send_file
+from werkzeug.wsgi import wrap_file
+
+from video_streaming.library import Video
+
+CHUNK = 256 * 1024
+
+mimetypes.add_type("video/mp4", ".mp4")
+mimetypes.add_type("video/webm", ".webm")
+
+
+class RangeFile:
+    """A file read from `start` for `length` bytes, with the fileno() that lets servers use sendfile."""
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        self._file = file
+        self._left = length
+        file.seek(start)
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._file.read(size)
+        self._left -= len(data)
+        return data
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def send_video(request: Request, video: Video) -> Response:
+    response = send_file(
+        video.file,
+        mimetype=mimetypes.guess_type(video.path)[0] or "application/octet-stream",
+        conditional=True,
+        etag=True,
+        max_age=0,
+    )
+    response.accept_ranges = "bytes"  # also on 200 and HEAD answers, so players know they may seek
+    if response.status_code == 206 and response.content_range is not None:
+        start, stop = response.content_range.start, response.content_range.stop
+        if start is not None and stop is not None:
+            response.response.close()  # type: ignore[union-attr]
+            response.response = wrap_file(
+                request.environ, RangeFile(video.file.open("rb"), start, stop - start), CHUNK
+            )
+    return response
+
+
+def is_playback_start(request: Request, response: Response) -> bool:
+    """A GET answered with the video's first byte: no Range, or a range from byte 0."""
+    if request.method != "GET" or response.status_code not in (200, 206):
+        return False
+    return response.status_code == 200 or (
+        response.content_range is not None and response.content_range.start == 0
+    )
