@@ -1,0 +1,1 @@
+"""Developer tooling: start FlixTube from its Procfiles, for `make run`, tests and benchmarks."""
