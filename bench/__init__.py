@@ -1,0 +1,1 @@
+"""Benchmarks of FlixTube against reference servers; see bench/README.md."""

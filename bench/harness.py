@@ -1,0 +1,374 @@
+"""What every benchmark shares: a private broker vhost, a MongoDB-wire server, services started from
+their Procfiles, a generated video, wrk runs, resident memory, and the table + JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from devtools import procfile
+
+BENCH_DIR = Path(__file__).resolve().parent
+WRK_SCRIPT = BENCH_DIR / "wrk_ranges.lua"
+MIB = 1024 * 1024
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {cpu}, {psutil.virtual_memory().total // MIB} MiB RAM"
+
+
+@contextlib.contextmanager
+def workdir(keep: bool = False) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="flixtube-bench-"))
+    path.chmod(0o755)  # nginx workers run as an unprivileged user when started by root
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def rabbit_vhost(name: str | None = None) -> Iterator[str]:
+    """A fresh vhost on the local broker (guest/guest), deleted afterwards; yields its AMQP URL."""
+    vhost = name or f"flixtube-bench-{os.getpid()}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"{procfile.LOCAL_RABBIT}/{vhost}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def mongo_server(data_dir: Path) -> Iterator[str]:
+    """An nx-27017 server on a free port with its data in `data_dir`; yields its MongoDB URL."""
+    port = procfile.free_port()
+    with (data_dir / "nx-27017.out").open("wb") as output:
+        process = subprocess.Popen(
+            procfile.mongo_command(port, data_dir),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        procfile.wait_for_port(port)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        procfile.stop(process)
+
+
+@dataclass
+class Service:
+    name: str
+    kind: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def processes(self) -> list[psutil.Process]:
+        """The Python processes of this Procfile line (the shell that started it left out)."""
+        try:
+            root = psutil.Process(self.process.pid)
+            found = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        return [p for p in found if _is_python(p)]
+
+
+def _is_python(process: psutil.Process) -> bool:
+    try:
+        return "python" in process.name() or "gunicorn" in " ".join(process.cmdline()[:2])
+    except psutil.Error:
+        return False
+
+
+@contextlib.contextmanager
+def service(
+    name: str, kind: str, env: Mapping[str, str], logs: Path, ready_path: str | None = "/readyz"
+) -> Iterator[Service]:
+    """Start one Procfile line exactly as the Procfile says, wait until it is ready, stop it after."""
+    extra = dict(env)
+    port = None
+    if kind == "web":
+        port = procfile.free_port()
+        extra["PORT"] = str(port)
+    log = logs / f"{name}.{kind}.log"
+    with log.open("wb") as output:
+        process = procfile.start(name, kind, extra, output)
+    started = Service(name, kind, process, log, port)
+    try:
+        if port is not None and ready_path is not None:
+            procfile.wait_for_http(f"{started.url}{ready_path}", timeout=60)
+        yield started
+    finally:
+        procfile.stop(process)
+
+
+def make_video(folder: Path, name: str = "bench.mp4", mib: int = 8) -> Path:
+    """A real H.264 video of about `mib` MiB, made by ffmpeg (kept out of the repository)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    seconds = 8
+    subprocess.run(
+        [
+            "ffmpeg", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-b:v", f"{mib * 8 * 1024 // seconds}k",
+            "-c:a", "aac", "-movflags", "+faststart", str(target),
+        ],
+        check=True,
+    )  # fmt: skip
+    target.chmod(0o644)
+    return target
+
+
+# --- nginx -------------------------------------------------------------------------------------
+
+NGINX_CONF = """\
+worker_processes {workers};
+pid {root}/nginx.pid;
+error_log {root}/nginx.error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    types {{ video/mp4 mp4; }}
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {videos};
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx(videos: Path, root: Path, workers: int) -> Iterator[str]:
+    """Debian's nginx serving `videos` as static files; yields its base URL."""
+    port = procfile.free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, root=root, port=port, videos=videos))
+    process = subprocess.Popen(
+        ["/usr/sbin/nginx", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "nginx.out").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        procfile.wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        procfile.stop(process, timeout=5)
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkRun:
+    requests: int
+    bytes: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def mbps(self) -> float:
+        return self.bytes / self.seconds / 1e6
+
+
+def wrk(
+    url: str,
+    mode: str,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int,
+    file_size: int,
+    span: int,
+) -> WrkRun:
+    """One wrk run. `mode`: full (no Range), range (random offsets >= 1), start (from byte 0), byte1."""
+    command = [
+        "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+        "--timeout", "10s", "-s", str(WRK_SCRIPT), url, "--", mode, str(file_size), str(span),
+    ]  # fmt: skip
+    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 30)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH "))
+    data = json.loads(line.removeprefix("BENCH "))
+    return WrkRun(
+        requests=data["requests"],
+        bytes=data["bytes"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        errors=data["errors"],
+    )
+
+
+@dataclass
+class Series:
+    """The runs of one server in one scenario, over the alternating rounds."""
+
+    runs: list[WrkRun] = field(default_factory=list)
+
+    def add(self, run: WrkRun) -> None:
+        self.runs.append(run)
+
+    @property
+    def rps(self) -> float:
+        return sum(r.requests for r in self.runs) / sum(r.seconds for r in self.runs)
+
+    @property
+    def mbps(self) -> float:
+        return sum(r.bytes for r in self.runs) / sum(r.seconds for r in self.runs) / 1e6
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(r.p50_ms for r in self.runs)
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.median(r.p99_ms for r in self.runs)
+
+    @property
+    def requests(self) -> int:
+        return sum(r.requests for r in self.runs)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.runs)
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "rps": round(self.rps, 1),
+            "mbps": round(self.mbps, 1),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "requests": self.requests,
+            "errors": self.errors,
+        }
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def rss_mib(process: psutil.Process) -> float:
+    try:
+        return process.memory_info().rss / MIB
+    except psutil.Error:
+        return 0.0
+
+
+def describe(process: psutil.Process) -> str:
+    try:
+        parent = process.parent()
+        role = "worker" if parent is not None and _is_python(parent) else "main"
+        return f"pid {process.pid} {role}"
+    except psutil.Error:
+        return f"pid {process.pid}"
+
+
+class RssSampler:
+    """Samples the resident memory of some processes in the background; keeps each one's peak."""
+
+    def __init__(self, processes: Sequence[tuple[str, psutil.Process]], every: float = 0.25) -> None:
+        self._processes = processes
+        self._every = every
+        self.peak: dict[str, float] = {label: 0.0 for label, _ in processes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            for label, process in self._processes:
+                self.peak[label] = max(self.peak[label], rss_mib(process))
+            if self._stop.wait(self._every):
+                return
+
+
+def service_processes(services: Sequence[Service]) -> list[tuple[str, psutil.Process]]:
+    return [(f"{s.name}.{s.kind} {describe(p)}", p) for s in services for p in s.processes()]
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        " | ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def emit_json(figures: Mapping[str, Any]) -> None:
+    """The last line of every benchmark: its figures as one JSON object."""
+    print(json.dumps(figures, separators=(",", ":")), flush=True)
+
+
+def stamp() -> dict[str, str]:
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}

@@ -1,0 +1,224 @@
+"""Streaming throughput: video-streaming (started as its Procfile says) against nginx, same files, same wrk.
+
+    .venv/bin/python -m bench.stream [--rounds 3] [--seconds 5] [--connections 16] [--mib 8]
+
+Scenarios, each in alternating short rounds (flixtube, nginx, then nginx, flixtube, ...):
+  full   whole-file GETs of a generated multi-MB video
+  range  1 MiB ranges at random offsets (never from byte 0)
+and, on video-streaming only, the cost of the viewed message (fanout mode, real broker, a durable queue
+bound to the exchange as history's would be): `start` ranges from byte 0 (each publishes a view) against
+`byte1` ranges of the same size from byte 1 (none). Resident memory of video-streaming's processes is
+sampled idle and under this load. The last line printed is one JSON object of all figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import urllib.request
+from typing import Any
+
+import pika
+
+from bench import harness
+from bench.harness import MIB, Series
+
+SERVERS = ("flixtube", "nginx")
+VIEW_QUEUE = "history.viewed"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (default 3)")
+    parser.add_argument("--seconds", type=float, default=5, help="seconds per server per round (default 5)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--mib", type=int, default=8, help="size of the generated video in MiB (default 8)")
+    parser.add_argument("--span", type=int, default=MIB, help="bytes per range request (default 1 MiB)")
+    parser.add_argument(
+        "--start-span", type=int, default=64 * 1024, help="bytes per playback-start request (default 64 KiB)"
+    )
+    parser.add_argument(
+        "--nginx-workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="nginx worker processes (default: cores)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, video)")
+    return parser.parse_args(argv)
+
+
+def check(url: str, size: int, reference: bytes) -> None:
+    """Both servers must answer the scenarios correctly before they are timed."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200 and len(response.read()) == size, f"{url}: full GET is wrong"
+    for first in (0, 1, size // 2):
+        request = urllib.request.Request(url, headers={"Range": f"bytes={first}-{first + MIB - 1}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+            assert response.status == 206, f"{url}: range answered {response.status}"
+            assert body == reference[first : first + MIB], f"{url}: range from {first} has the wrong bytes"
+
+
+def bind_view_queue(rabbit: str) -> None:
+    """A durable queue on the `viewed` exchange, as history declares it: views are stored, not dropped."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare("viewed", exchange_type="fanout", durable=True)
+        channel.queue_declare(VIEW_QUEUE, durable=True)
+        channel.queue_bind(VIEW_QUEUE, "viewed")
+    finally:
+        connection.close()
+
+
+def queued_views(rabbit: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit))
+    try:
+        return connection.channel().queue_declare(VIEW_QUEUE, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def settle(rabbit: str, timeout: float = 30) -> int:
+    """The number of views in the queue once the outboxes have drained (it stops growing)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        count = queued_views(rabbit)
+        if count == last:
+            return count
+        last = count
+        time.sleep(1.0)
+    return last
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with harness.workdir(args.keep) as tmp, harness.rabbit_vhost() as rabbit:
+        if args.keep:
+            print(f"work folder: {tmp}")
+        video = harness.make_video(tmp / "videos", mib=args.mib)
+        size = video.stat().st_size
+        reference = video.read_bytes()
+        bind_view_queue(rabbit)
+        env = {"VIEWED_MESSAGING": "fanout", "RABBIT": rabbit, "VIDEOS_DIR": str(video.parent)}
+        with (
+            harness.service("video-streaming", "web", env, tmp) as web,
+            harness.nginx(video.parent, tmp, args.nginx_workers) as nginx_url,
+        ):
+            urls = {"flixtube": f"{web.url}/video?path={video.name}", "nginx": f"{nginx_url}/{video.name}"}
+            for url in urls.values():
+                check(url, size, reference)
+            checked_views = 2  # check() asked video-streaming for one 200 and one 206 from byte 0
+
+            processes = harness.service_processes([web])
+            time.sleep(1.0)
+            idle = {label: harness.rss_mib(p) for label, p in processes}
+
+            def load(server: str, mode: str, span: int, seconds: float) -> harness.WrkRun:
+                return harness.wrk(
+                    urls[server],
+                    mode,
+                    seconds=seconds,
+                    connections=args.connections,
+                    threads=args.threads,
+                    file_size=size,
+                    span=span,
+                )
+
+            series: dict[str, dict[str, Series]] = {}
+            with harness.RssSampler(processes) as sampler:
+                for server in SERVERS:  # warm both up: page cache, connections, imports
+                    load(server, "range", args.span, 1)
+                for scenario in ("full", "range"):
+                    series[scenario] = {server: Series() for server in SERVERS}
+                    for round_ in range(args.rounds):
+                        order = SERVERS if round_ % 2 == 0 else SERVERS[::-1]
+                        for server in order:
+                            series[scenario][server].add(load(server, scenario, args.span, args.seconds))
+                series["viewed"] = {mode: Series() for mode in ("start", "byte1")}
+                for round_ in range(args.rounds):
+                    order = ("start", "byte1") if round_ % 2 == 0 else ("byte1", "start")
+                    for mode in order:
+                        series["viewed"][mode].add(load("flixtube", mode, args.start_span, args.seconds))
+            views = settle(rabbit)
+        dropped = sum(line.count('"view dropped') for line in web.log.read_text().splitlines())
+    starts = series["full"]["flixtube"].requests + series["viewed"]["start"].requests
+    expected = starts + checked_views
+    return {
+        "video_bytes": size,
+        "series": series,
+        "idle_rss": idle,
+        "peak_rss": sampler.peak,
+        "views": {"queued": views, "starts_counted": expected, "dropped_logged": dropped},
+    }
+
+
+def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    series: dict[str, dict[str, Series]] = result["series"]
+    rows = []
+    figures: dict[str, Any] = {"bench": "stream", **harness.stamp(), "command": command(args)}
+    for scenario in ("full", "range"):
+        ours, ref = series[scenario]["flixtube"], series[scenario]["nginx"]
+        for name, s in (("flixtube", ours), ("nginx", ref)):
+            rows.append([f"{scenario} {name}", s.rps, s.mbps, s.p50_ms, s.p99_ms, s.errors])
+        ratio = {
+            "rps": ours.rps / ref.rps,
+            "mbps": ours.mbps / ref.mbps,
+            "p50": ours.p50_ms / ref.p50_ms,
+            "p99": ours.p99_ms / ref.p99_ms,
+        }
+        rows.append([f"{scenario} ratio", ratio["rps"], ratio["mbps"], ratio["p50"], ratio["p99"], ""])
+        figures[scenario] = {
+            "flixtube": ours.figures(),
+            "nginx": ref.figures(),
+            "ratio": {k: round(v, 3) for k, v in ratio.items()},
+        }
+    start, byte1 = series["viewed"]["start"], series["viewed"]["byte1"]
+    for name, s in (("start (publishes)", start), ("byte1 (no view)", byte1)):
+        rows.append([f"viewed {name}", s.rps, s.mbps, s.p50_ms, s.p99_ms, s.errors])
+    cost = 1 - start.rps / byte1.rps
+    figures["viewed"] = {
+        "start": start.figures(),
+        "byte1": byte1.figures(),
+        "publish_cost": round(cost, 3),
+        **result["views"],
+    }
+    print(f"\nvideo: {result['video_bytes'] / MIB:.1f} MiB; {args.connections} connections; "
+          f"{args.rounds} rounds x {args.seconds:g} s per server per scenario")  # fmt: skip
+    print(harness.table(["scenario", "req/s", "MB/s", "p50 ms", "p99 ms", "errors"], rows))
+    views = result["views"]
+    print(f"\nviewed publish cost: {cost:.1%} of playback-start throughput (target <= 15%)")
+    print(
+        f"views in the broker: {views['queued']} for about {views['starts_counted']} playback starts "
+        "(wrk does not count requests in flight at its end); "
+        f"dropped by the outbox: {views['dropped_logged']}"
+    )
+    memory_rows = [[label, result["idle_rss"][label], peak] for label, peak in result["peak_rss"].items()]
+    print("\n" + harness.table(["video-streaming process", "idle RSS MiB", "peak RSS MiB"], memory_rows))
+    figures["rss_mib"] = {
+        label: {"idle": round(result["idle_rss"][label], 1), "peak": round(peak, 1)}
+        for label, peak in result["peak_rss"].items()
+    }
+    return figures
+
+
+def command(args: argparse.Namespace) -> str:
+    return (
+        f"python -m bench.stream --rounds {args.rounds} --seconds {args.seconds:g} "
+        f"--connections {args.connections} --mib {args.mib}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    result = run(args)
+    harness.emit_json(report(args, result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
