@@ -55,25 +55,35 @@ def workdir(keep: bool = False) -> Iterator[Path]:
 def rabbit_vhost(name: str | None = None) -> Iterator[str]:
     """A fresh vhost on the local broker (guest/guest), deleted afterwards; yields its AMQP URL."""
     vhost = name or f"flixtube-bench-{os.getpid()}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+    rabbitmqctl("add_vhost", vhost)
     try:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-        )
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         yield f"{procfile.LOCAL_RABBIT}/{vhost}"
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+        rabbitmqctl("delete_vhost", vhost, check=False)
+
+
+def rabbitmqctl(*args: str, check: bool = True, attempts: int = 3) -> None:
+    """rabbitmqctl, retried: it fails now and then while other tools talk to the broker too."""
+    for attempt in range(attempts):
+        done = subprocess.run(["rabbitmqctl", "-q", *args], check=False, capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    if check:
+        raise RuntimeError(
+            f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}"
+        )
 
 
 @contextlib.contextmanager
 def mongo_server(data_dir: Path) -> Iterator[str]:
     """An nx-27017 server on a free port with its data in `data_dir`; yields its MongoDB URL."""
     port = procfile.free_port()
+    command = procfile.mongo_command(port, data_dir)  # makes data_dir
     with (data_dir / "nx-27017.out").open("wb") as output:
         process = subprocess.Popen(
-            procfile.mongo_command(port, data_dir),
+            command,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
