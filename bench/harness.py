@@ -24,6 +24,7 @@ from devtools import procfile
 
 BENCH_DIR = Path(__file__).resolve().parent
 WRK_SCRIPT = BENCH_DIR / "wrk_ranges.lua"
+SHARED_SRC = procfile.ROOT / "libs" / "flixtube_common" / "src"
 MIB = 1024 * 1024
 
 
@@ -95,6 +96,11 @@ def mongo_server(data_dir: Path) -> Iterator[str]:
         procfile.stop(process)
 
 
+def local_pythonpath() -> str:
+    """This checkout's shared package first: the venv's editable install may point at another checkout."""
+    return os.pathsep.join(p for p in (str(SHARED_SRC), os.environ.get("PYTHONPATH", "")) if p)
+
+
 @dataclass
 class Service:
     name: str
@@ -129,7 +135,7 @@ def service(
     name: str, kind: str, env: Mapping[str, str], logs: Path, ready_path: str | None = "/readyz"
 ) -> Iterator[Service]:
     """Start one Procfile line exactly as the Procfile says, wait until it is ready, stop it after."""
-    extra = dict(env)
+    extra = {**dict(env), "PYTHONPATH": local_pythonpath()}
     port = None
     if kind == "web":
         port = procfile.free_port()
@@ -175,7 +181,7 @@ events {{ worker_connections 1024; }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    tcp_nopush {nopush};
     keepalive_timeout 65;
     keepalive_requests 1000000;
     types {{ video/mp4 mp4; }}
@@ -192,12 +198,33 @@ http {{
 """
 
 
+@dataclass
+class Nginx:
+    url: str
+    pid: int
+
+    def processes(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+
 @contextlib.contextmanager
-def nginx(videos: Path, root: Path, workers: int) -> Iterator[str]:
-    """Debian's nginx serving `videos` as static files; yields its base URL."""
+def nginx(videos: Path, root: Path, workers: int) -> Iterator[Nginx]:
+    """Debian's nginx serving `videos` as static files."""
     port = procfile.free_port()
     conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=workers, root=root, port=port, videos=videos))
+    conf.write_text(
+        NGINX_CONF.format(
+            workers=workers,
+            root=root,
+            port=port,
+            videos=videos,
+            nopush=os.environ.get("BENCH_NGINX_NOPUSH", "on"),
+        )
+    )
     process = subprocess.Popen(
         ["/usr/sbin/nginx", "-p", str(root), "-c", str(conf), "-g", "daemon off;"],
         stdout=subprocess.DEVNULL,
@@ -206,7 +233,7 @@ def nginx(videos: Path, root: Path, workers: int) -> Iterator[str]:
     )
     try:
         procfile.wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield Nginx(f"http://127.0.0.1:{port}", process.pid)
     finally:
         procfile.stop(process, timeout=5)
 
@@ -222,6 +249,8 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_seconds: float = 0.0  # user + system time the server's processes spent during the run
+    drain_seconds: float = 0.0  # after wrk stopped: until the views of the run had left the outboxes
 
     @property
     def rps(self) -> float:
@@ -293,6 +322,20 @@ class Series:
     def errors(self) -> int:
         return sum(r.errors for r in self.runs)
 
+    @property
+    def sustained_rps(self) -> float:
+        """Requests per second counting the time their views took to leave the outboxes."""
+        return self.requests / sum(r.seconds + r.drain_seconds for r in self.runs)
+
+    @property
+    def drain_seconds(self) -> float:
+        return sum(r.drain_seconds for r in self.runs)
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """Server CPU per request: much steadier than throughput on a machine that does other work."""
+        return sum(r.cpu_seconds for r in self.runs) * 1000 / max(1, self.requests)
+
     def figures(self) -> dict[str, float]:
         return {
             "rps": round(self.rps, 1),
@@ -301,10 +344,22 @@ class Series:
             "p99_ms": round(self.p99_ms, 2),
             "requests": self.requests,
             "errors": self.errors,
+            "cpu_ms_per_req": round(self.cpu_ms_per_request, 3),
+            "sustained_rps": round(self.sustained_rps, 1),
+            "drain_s": round(self.drain_seconds, 2),
         }
 
 
 # --- memory ------------------------------------------------------------------------------------
+
+
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def rss_mib(process: psutil.Process) -> float:
