@@ -113,6 +113,7 @@ class FlixTube:
     videos_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    _client: pymongo.MongoClient[dict[str, Any]] | None = None
 
     def env(self, service: str) -> dict[str, str]:
         return {
@@ -146,6 +147,8 @@ class FlixTube:
         for process in self.processes.values():
             if process.popen is not None:
                 process.stop()
+        if self._client is not None:
+            self._client.close()
 
     def restart(self, name: str) -> None:
         self.processes[name].start()
@@ -163,8 +166,10 @@ class FlixTube:
         return {row["videoPath"]: row["views"] for row in rows}
 
     def database(self, service: str) -> Any:
-        client = pymongo.MongoClient(self.db_url, serverSelectionTimeoutMS=5000, tz_aware=True)
-        return client[self.env(service)["DBNAME"]]
+        """The service's own database, read directly (one client per app, closed by stop())."""
+        if self._client is None:
+            self._client = pymongo.MongoClient(self.db_url, serverSelectionTimeoutMS=5000, tz_aware=True)
+        return self._client[self.env(service)["DBNAME"]]
 
     def logs(self) -> str:
         return "\n".join(f"--- {name}\n{p.output()[-4000:]}" for name, p in self.processes.items())
