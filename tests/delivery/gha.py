@@ -92,7 +92,9 @@ def step_named(job_or_action: Mapping, name: str) -> Mapping:
     return matching[0]
 
 
-def run_step(step: Mapping, env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+def run_step(
+    step: Mapping, env: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run a step's shell script as the runner would (bash -e), with `env` and a $GITHUB_OUTPUT file."""
     output = tmp_path / "github_output"
     output.write_text("")

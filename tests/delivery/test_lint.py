@@ -52,6 +52,10 @@ def test_composite_action_scripts_pass_shellcheck(path: Path, tmp_path: Path) ->
         file = tmp_path / f"step{number}.sh"
         file.write_text(f"#!/usr/bin/env bash\n{text}")
         done = subprocess.run(
-            [tool("shellcheck"), "--shell=bash", file], capture_output=True, text=True, timeout=60, check=False
+            [tool("shellcheck"), "--shell=bash", file],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 0, done.stdout
