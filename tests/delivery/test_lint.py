@@ -10,8 +10,8 @@ import pytest
 from .gha import REPO, action_files, load, tool, workflow_files
 
 
-def test_there_are_the_four_workflows() -> None:
-    assert {path.stem for path in workflow_files()} == {"ci", "preview", "deploy", "destroy"}
+def test_the_four_workflows_are_there() -> None:
+    assert {path.stem for path in workflow_files()} >= {"ci", "preview", "deploy", "destroy"}
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda path: path.name)

@@ -126,5 +126,16 @@ def test_images_builds_the_three_services_in_the_stack_registry(fakes: dict[str,
         assert f"az {build}" in done.stdout
 
 
+def test_ci_entry_runs_make_test_which_runs_setup_lint_and_every_suite() -> None:
+    ci_run = (REPO / ".ci" / "run").read_text().splitlines()
+    assert ci_run[-1] == "make test"
+    assert make("-n", "test").stdout.splitlines() == [
+        "bash scripts/setup",
+        ".venv/bin/python -m ruff check .",
+        ".venv/bin/python -m ruff format --check .",
+        ".venv/bin/python -m pytest",
+    ]
+
+
 def test_dev_runs_compose_watch() -> None:
     assert make("-n", "dev").stdout.strip() == "docker compose -f compose.yaml up --build --watch"
