@@ -11,13 +11,15 @@ from .gha import REPO
 
 TARGETS = ["help", "setup", "run", "dev", "lint", "test", "preview", "up", "destroy", "outputs", "images"]
 REGISTRY = "flixtubedev1234.azurecr.io"
+# Settings an outer make or the caller's shell would pass on to the make under test.
+INHERITED = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "STACK", "TAG", "CONFIRM"}
 
 
 def make(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(REPO), *args],
         input=stdin,
-        env={**os.environ, **(env or {})},
+        env={**{k: v for k, v in os.environ.items() if k not in INHERITED}, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -35,7 +37,7 @@ def fakes(tmp_path: Path) -> dict[str, str]:
         script = bin_dir / name
         script.write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n{answer}\nexit 0\n')
         script.chmod(0o755)
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log), "CONFIRM": ""}
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log)}
 
 
 def calls(env: dict[str, str]) -> list[str]:
