@@ -48,8 +48,8 @@ def calls(env: dict[str, str]) -> list[str]:
 def test_help_lists_every_target() -> None:
     done = make("help")
     assert done.returncode == 0, done.stderr
-    listed = [line.split()[0] for line in done.stdout.splitlines()]
-    assert listed == TARGETS
+    listed = {line.split()[0] for line in done.stdout.splitlines()}
+    assert listed >= set(TARGETS), set(TARGETS) - listed
 
 
 @pytest.mark.parametrize("action", ["up", "destroy"])
