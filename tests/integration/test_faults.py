@@ -36,28 +36,39 @@ def play_from_start(app: FlixTube, name: str = "big.mp4") -> int:
     return response.status_code
 
 
-def test_sigkill_of_the_consumer_mid_queue_loses_and_doubles_nothing(start_flixtube: StartFlixTube) -> None:
+@pytest.mark.parametrize(
+    ("service", "mode", "collection", "queue"),
+    [
+        ("history", "queue", "videos", "viewed"),
+        ("recommendations", "fanout", "views", "recommendations.viewed"),
+    ],
+)
+def test_sigkill_of_the_consumer_mid_queue_loses_and_doubles_nothing(
+    start_flixtube: StartFlixTube, service: str, mode: str, collection: str, queue: str
+) -> None:
     total = 2000
-    app = start_flixtube("queue", services=("history",))
-    worker = app.processes["history.worker"]
+    app = start_flixtube(mode, services=(service,))
+    worker = app.processes[f"{service}.worker"]
     worker.stop()
+    exchange, key = ("", "viewed") if mode == "queue" else ("viewed", "")
     publish(
-        app.rabbit_url, [view_body(f"v{i % 7}.mp4", viewId=f"id-{i}") for i in range(total)], "", "viewed"
+        app.rabbit_url, [view_body(f"v{i % 7}.mp4", viewId=f"id-{i}") for i in range(total)], exchange, key
     )
-    assert queue_depth(app.rabbit_url, "viewed") == total
+    assert queue_depth(app.rabbit_url, queue) == total
 
     worker.start()
-    wait_until(lambda: stored(app, "history", "videos") >= 100, what="the worker to get going")
+    wait_until(lambda: stored(app, service, collection) >= 100, what="the worker to get going")
     worker.stop(signal.SIGKILL)
-    at_kill = stored(app, "history", "videos")
-    assert at_kill < total, "the worker finished before it could be killed mid-queue"
+    assert stored(app, service, collection) < total, "the worker finished before it could be killed mid-queue"
 
     worker.start()
-    wait_until(lambda: stored(app, "history", "videos") == total, timeout=120, what=f"{total} views")
-    wait_until(lambda: queue_depth(app.rabbit_url, "viewed") == 0, what="an empty queue")
-    ids = app.database("history")["videos"].distinct("viewId")
+    wait_until(lambda: stored(app, service, collection) == total, timeout=120, what=f"{total} views")
+    wait_until(lambda: queue_depth(app.rabbit_url, queue) == 0, what="an empty queue")
+    ids = app.database(service)[collection].distinct("viewId")
     assert sorted(ids) == sorted(f"id-{i}" for i in range(total))
-    assert stored(app, "history", "videos") == total
+    assert stored(app, service, collection) == total
+    if service == "recommendations":
+        assert sum(app.view_counts().values()) == total
 
 
 def test_a_broker_restart_during_playback_keeps_every_stream_and_every_view(
