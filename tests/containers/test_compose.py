@@ -146,6 +146,7 @@ def test_dev_mounts_the_videos() -> None:
 def test_prod_publishes_only_video_streaming() -> None:
     services = compose("compose.prod.yaml")["services"]
     assert [name for name, s in services.items() if "ports" in s] == ["video-streaming"]
+    assert [p.rsplit(":", 1)[1] for p in services["video-streaming"]["ports"]] == [str(IMAGE_PORT)]
 
 
 def test_prod_has_no_bind_mounts_and_always_a_restart_policy() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import shutil
 import subprocess
 import sys
@@ -150,3 +151,13 @@ def test_the_image_copies_the_package_the_procfile_runs(service: str) -> None:
     app_module = procfile(service)["web"][-1].split(":")[0]
     copied = [split_flags(i.args)[1] for i in stages(SERVICES_DIR / service / "Dockerfile")[-1].all("COPY")]
     assert [f"services/{service}/{app_module}", app_module] in copied
+
+
+def test_the_dev_settings_reload_and_keep_the_shared_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", str(IMAGE_PORT))
+    path = REPO / "libs/flixtube_common/src/flixtube_common/gunicorn_dev_conf.py"
+    settings = runpy.run_path(str(path))
+    assert settings["reload"] is True
+    assert settings["preload_app"] is False  # gunicorn's reloader cannot work on a preloaded app
+    assert settings["bind"] == [f"0.0.0.0:{IMAGE_PORT}"]
+    assert callable(settings["post_fork"])  # background work still starts in each worker

@@ -1,0 +1,168 @@
+"""The production image's install step, replayed without Docker: lay out under a temporary folder exactly
+the files each production Dockerfile copies (filtered by its .dockerignore), run its pip steps into a
+fresh virtualenv there, start its CMD from its WORKDIR with the port set, and get 200 from /healthz.
+
+What this cannot replay (users, file ownership, the base image itself) the static tests check instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .build_files import (
+    REPO,
+    SERVICES,
+    SERVICES_DIR,
+    Stage,
+    context_files,
+    dockerignore,
+    env_values,
+    exec_form,
+    ignore_rules,
+    service_code_is_here,
+    split_flags,
+    stages,
+)
+
+START_TIMEOUT = 30.0
+# In the image, a folder of the filesystem; here, the same path under the temporary root.
+IMAGE_ROOT_DIRS = ("/opt/venv", "/build", "/app")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def runtime_env(service: str) -> dict[str, str]:
+    """What each service needs to start with no broker and no database reachable."""
+    env = {"VIEWED_MESSAGING": "http"}
+    if service in ("history", "recommendations"):
+        env["DBHOST"] = f"mongodb://127.0.0.1:{free_port()}"
+    return env
+
+
+class ImageReplay:
+    """The filesystem of one production image, rebuilt under `root` from its Dockerfile."""
+
+    def __init__(self, dockerfile: Path, root: Path) -> None:
+        self.dockerfile = dockerfile
+        self.root = root
+        self.rules = ignore_rules(dockerignore(dockerfile))
+        self.stages = stages(dockerfile)
+
+    def here(self, image_path: str) -> Path:
+        return self.root / image_path.lstrip("/")
+
+    def rewrite(self, command: str) -> str:
+        for directory in IMAGE_ROOT_DIRS:
+            command = command.replace(directory, str(self.here(directory)))
+        return command
+
+    def build(self) -> None:
+        for stage in self.stages:
+            self.build_stage(stage)
+
+    def build_stage(self, stage: Stage) -> None:
+        workdir = self.root
+        for instruction in stage.instructions:
+            if instruction.keyword == "WORKDIR":
+                workdir = self.here(instruction.args)
+                workdir.mkdir(parents=True, exist_ok=True)
+            elif instruction.keyword == "COPY":
+                self.copy(instruction.args, workdir)
+            elif instruction.keyword == "RUN" and "pip" in instruction.args:
+                self.run(instruction.args, workdir)
+            # Other RUN steps create the user; ENV, USER, EXPOSE, CMD are read when the CMD starts.
+
+    def copy(self, args: str, workdir: Path) -> None:
+        flags, (*sources, dest) = split_flags(args)
+        if "from" in flags:  # one shared root: what an earlier stage built is already in place
+            assert sources == [dest], f"COPY {args}: expected the same path in both stages"
+            return
+        target = self.here(dest) if dest.startswith("/") else workdir / dest
+        for source in sources:
+            for file in context_files(source, self.rules):
+                inside = file.relative_to(REPO / source) if (REPO / source).is_dir() else Path(file.name)
+                destination = target / inside if (REPO / source).is_dir() or dest.endswith("/") else target
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, destination)
+
+    def run(self, args: str, workdir: Path) -> None:
+        _mounts, words = split_flags(args)
+        # `python` is the base image's interpreter; here, this environment's Python 3.11 (with pip).
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        command = self.rewrite(" ".join(words))
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"RUN {command}\n{result.stdout}\n{result.stderr}"
+
+    def start(self, extra_env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        runtime = self.stages[-1]
+        values = {key: self.rewrite(value) for key, value in env_values(runtime).items()}
+        path = values.pop("PATH").replace("$PATH", "/usr/bin:/bin")
+        env = {"HOME": str(self.root), "PATH": path, "LANG": "C.UTF-8", **values, **extra_env}
+        cwd = self.here(runtime.last("WORKDIR").args)
+        command = exec_form(runtime.last("CMD"))
+        executable = shutil.which(command[0], path=path)
+        assert executable and executable.startswith(str(self.root)), (
+            f"{command[0]} is not in the image's venv"
+        )
+        with log.open("wb") as out:
+            return subprocess.Popen(
+                [executable, *command[1:]],
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+
+def wait_for_healthz(port: int, process: subprocess.Popen[bytes], log: Path) -> int:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the CMD exited with {process.returncode}:\n{log.read_text()}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                return response.status
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError(f"no answer from /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_production_image_installs_and_answers_healthz(service: str, tmp_path: Path) -> None:
+    if not service_code_is_here(service):
+        pytest.skip(f"services/{service} has no code in this checkout yet")
+    image = ImageReplay(SERVICES_DIR / service / "Dockerfile", tmp_path / "image")
+    image.build()
+    port = free_port()
+    log = tmp_path / "service.log"
+    process = image.start({**runtime_env(service), "PORT": str(port)}, log)
+    try:
+        assert wait_for_healthz(port, process, log) == 200
+    finally:
+        stop(process)
