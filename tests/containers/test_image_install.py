@@ -15,6 +15,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,9 @@ def wait_for_healthz(port: int, process: subprocess.Popen[bytes], log: Path) -> 
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
                 return response.status
+        except urllib.error.HTTPError as error:
+            error.close()
+            return error.code
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)
     raise AssertionError(f"no answer from /healthz within {START_TIMEOUT} s:\n{log.read_text()}")
@@ -153,12 +158,27 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[ImageReplay]]]:
+    """Every production image with its service code here, replayed side by side (pip waits on the
+    network most of the time); a failed build fails only its own service's test."""
+
+    def build(service: str) -> ImageReplay:
+        image = ImageReplay(SERVICES_DIR / service / "Dockerfile", tmp_path_factory.mktemp(service) / "image")
+        image.build()
+        return image
+
+    with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
+        yield {service: pool.submit(build, service) for service in SERVICES if service_code_is_here(service)}
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_production_image_installs_and_answers_healthz(service: str, tmp_path: Path) -> None:
-    if not service_code_is_here(service):
+def test_the_production_image_installs_and_answers_healthz(
+    service: str, images: dict[str, Future[ImageReplay]], tmp_path: Path
+) -> None:
+    if service not in images:
         pytest.skip(f"services/{service} has no code in this checkout yet")
-    image = ImageReplay(SERVICES_DIR / service / "Dockerfile", tmp_path / "image")
-    image.build()
+    image = images[service].result()
     port = free_port()
     log = tmp_path / "service.log"
     process = image.start({**runtime_env(service), "PORT": str(port)}, log)
