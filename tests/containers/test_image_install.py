@@ -1,12 +1,15 @@
 """The production image's install step, replayed without Docker: lay out under a temporary folder exactly
 the files each production Dockerfile copies (filtered by its .dockerignore), run its pip steps into a
-fresh virtualenv there, start its CMD from its WORKDIR with the port set, and get 200 from /healthz.
+fresh virtualenv there, start its CMD from its WORKDIR with the port set, and get 200 from /healthz;
+then the image's HEALTHCHECK command must pass, and each Procfile worker must start (and, in http mode
+with nothing to consume, exit 0).
 
 What this cannot replay (users, file ownership, the base image itself) the static tests check instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -31,6 +34,7 @@ from .build_files import (
     env_values,
     exec_form,
     ignore_rules,
+    procfile,
     service_code_is_here,
     split_flags,
     stages,
@@ -111,26 +115,45 @@ class ImageReplay:
         )
         assert result.returncode == 0, f"RUN {command}\n{result.stdout}\n{result.stderr}"
 
-    def start(self, extra_env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        runtime = self.stages[-1]
-        values = {key: self.rewrite(value) for key, value in env_values(runtime).items()}
+    def environment(self, extra: dict[str, str]) -> dict[str, str]:
+        """The runtime stage's ENV (its PATH leading to the replayed venv), then `extra`."""
+        values = {key: self.rewrite(value) for key, value in env_values(self.stages[-1]).items()}
         path = values.pop("PATH").replace("$PATH", "/usr/bin:/bin")
-        env = {"HOME": str(self.root), "PATH": path, "LANG": "C.UTF-8", **values, **extra_env}
-        cwd = self.here(runtime.last("WORKDIR").args)
-        command = exec_form(runtime.last("CMD"))
-        executable = shutil.which(command[0], path=path)
-        assert executable and executable.startswith(str(self.root)), (
-            f"{command[0]} is not in the image's venv"
-        )
+        return {"HOME": str(self.root), "PATH": path, "LANG": "C.UTF-8", **values, **extra}
+
+    def argv(self, command: list[str], env: dict[str, str]) -> list[str]:
+        executable = shutil.which(command[0], path=env["PATH"])
+        assert executable and executable.startswith(str(self.root)), f"{command[0]} is not in the image"
+        return [executable, *command[1:]]
+
+    def workdir(self) -> Path:
+        return self.here(self.stages[-1].last("WORKDIR").args)
+
+    def start(self, command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             return subprocess.Popen(
-                [executable, *command[1:]],
-                cwd=cwd,
+                self.argv(command, env),
+                cwd=self.workdir(),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def run_to_end(self, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(command, env),
+            cwd=self.workdir(),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+
+    def healthcheck(self) -> list[str]:
+        _options, command = self.stages[-1].last("HEALTHCHECK").args.split(" CMD ", 1)
+        return json.loads(command)
 
 
 def wait_for_healthz(port: int, process: subprocess.Popen[bytes], log: Path) -> int:
@@ -180,9 +203,27 @@ def test_the_production_image_installs_and_answers_healthz(
         pytest.skip(f"services/{service} has no code in this checkout yet")
     image = images[service].result()
     port = free_port()
+    env = image.environment({**runtime_env(service), "PORT": str(port)})
     log = tmp_path / "service.log"
-    process = image.start({**runtime_env(service), "PORT": str(port)}, log)
+    process = image.start(exec_form(image.stages[-1].last("CMD")), env, log)
     try:
         assert wait_for_healthz(port, process, log) == 200
+        check = image.run_to_end(image.healthcheck(), env)
+        assert check.returncode == 0, f"the image's HEALTHCHECK fails:\n{check.stderr}"
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if set(procfile(s)) != {"web"}])
+def test_the_procfile_worker_runs_from_the_image(
+    service: str, images: dict[str, Future[ImageReplay]]
+) -> None:
+    """In http mode a consumer has nothing to do and exits 0 (the contract): it imports and starts."""
+    workers = {name: line for name, line in procfile(service).items() if name != "web"}
+    if service not in images:
+        pytest.skip(f"services/{service} has no code in this checkout yet")
+    image = images[service].result()
+    env = image.environment(runtime_env(service))
+    for name, command in workers.items():
+        result = image.run_to_end(command, env)
+        assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stdout}{result.stderr}"
