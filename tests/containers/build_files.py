@@ -99,16 +99,20 @@ def exec_form(instruction: Instruction) -> list[str]:
     return value
 
 
-def split_flags(args: str) -> tuple[dict[str, str], list[str]]:
-    """`--from=build a b` -> ({"from": "build"}, ["a", "b"]); JSON-array arguments are accepted too."""
+def without_flags(args: str) -> tuple[dict[str, str], str]:
+    """Leading `--name=value` options apart from the rest, which stays as written (for a shell)."""
     flags: dict[str, str] = {}
     rest = args.strip()
     while match := re.match(r"--([\w-]+)(?:=(\S*))?\s+", rest):
         flags[match[1]] = match[2] or ""
         rest = rest[match.end() :]
-    if rest.startswith("["):
-        return flags, json.loads(rest)
-    return flags, shlex.split(rest)
+    return flags, rest
+
+
+def split_flags(args: str) -> tuple[dict[str, str], list[str]]:
+    """`--from=build a b` -> ({"from": "build"}, ["a", "b"]); JSON-array arguments are accepted too."""
+    flags, rest = without_flags(args)
+    return flags, json.loads(rest) if rest.startswith("[") else shlex.split(rest)
 
 
 def env_values(stage: Stage) -> dict[str, str]:

@@ -38,6 +38,7 @@ from .build_files import (
     service_code_is_here,
     split_flags,
     stages,
+    without_flags,
 )
 
 START_TIMEOUT = 30.0
@@ -106,10 +107,10 @@ class ImageReplay:
                 shutil.copy2(file, destination)
 
     def run(self, args: str, workdir: Path) -> None:
-        _mounts, words = split_flags(args)
+        _mounts, shell_command = without_flags(args)
         # `python` is the base image's interpreter; here, this environment's Python 3.11 (with pip).
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        command = self.rewrite(" ".join(words))
+        command = self.rewrite(shell_command)
         result = subprocess.run(
             ["bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, check=False
         )
