@@ -55,5 +55,5 @@ class MemoryStore:
         self.views[view.view_id] = view
         return True
 
-    def ping(self, timeout: float = 0.8) -> bool:
+    def ping(self, timeout: float = 0.6) -> bool:
         return not self.down

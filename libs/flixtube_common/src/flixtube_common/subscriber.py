@@ -73,7 +73,7 @@ def add_readiness_checks(app: Flask, settings: SubscriberSettings, views: store.
         web.add_readiness_check(app, "consumer", lambda: queue_has_consumer(url, settings.queue))
 
 
-def queue_has_consumer(url: str, queue: str, timeout: float = 0.9) -> bool:
+def queue_has_consumer(url: str, queue: str, timeout: float = 0.8) -> bool:
     """Whether a worker consumes `queue`: asked of the broker, with a short deadline."""
     params = amqp.parameters(url, "readiness-check")
     params.socket_timeout = params.stack_timeout = timeout
