@@ -9,9 +9,9 @@ from __future__ import annotations
 from flask import Flask, Response, abort, jsonify
 from pymongo.errors import PyMongoError
 
-from flixtube_common import config, logs, web
+from flixtube_common import config, web
 from flixtube_common.store import ViewStore
-from flixtube_common.subscriber import SubscriberSettings, add_readiness_checks
+from flixtube_common.subscriber import SubscriberSettings, create_subscriber_app
 
 SERVICE = "recommendations"
 MAX_LIMIT = 100
@@ -26,11 +26,7 @@ def load_settings(env: config.Env) -> SubscriberSettings:
 
 def create_app(env: config.Env | None = None, views: ViewStore | None = None) -> Flask:
     """Build the app from the environment (or `env`); tests may pass their own store."""
-    logs.configure(SERVICE)
-    settings = load_settings(config.environ() if env is None else env)
-    views = views or settings.open_store()
-    app = web.create_base_app(__name__, SERVICE)
-    add_readiness_checks(app, settings, views)
+    app, views = create_subscriber_app(__name__, load_settings, env, views)
 
     @app.get("/recommendations")
     def recommendations() -> Response:

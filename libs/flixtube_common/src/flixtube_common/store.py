@@ -51,7 +51,7 @@ class ViewStore:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
         return True
 
-    def ping(self, timeout: float = 0.8) -> bool:
+    def ping(self, timeout: float = 0.6) -> bool:
         try:
             with pymongo.timeout(timeout):
                 self.collection.database.command("ping")
