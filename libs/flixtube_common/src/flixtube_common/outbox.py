@@ -3,6 +3,10 @@
 The thread owns the transport (pika's BlockingConnection is not thread-safe), so requests never wait
 for the broker or for history. While the transport is down, views wait in the outbox and go out in
 order once it is back; a full outbox drops the view, logged as an error and counted.
+
+A transport that can carry several views at once (`send_many`, e.g. publishing a batch and waiting for
+all its confirms together) gets what is waiting, up to `batch_size` views; a failed batch is retried
+whole (delivery is at least once, and the viewId makes a repeat harmless).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import queue
 import threading
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 from flixtube_common.backoff import Backoff
 from flixtube_common.logs import event
@@ -40,6 +44,11 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class BatchTransport(Transport, Protocol):
+    def send_many(self, views: list[View]) -> None:
+        """Deliver every view or raise; a batch that raised is sent again whole."""
+
+
 class Outbox:
     def __init__(
         self,
@@ -48,11 +57,14 @@ class Outbox:
         max_attempts: int | None = None,
         backoff: Backoff | None = None,
         idle_tick: float = 1.0,
+        *,
+        batch_size: int = 100,
     ) -> None:
         self.transport = transport
         self.max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._idle_tick = idle_tick
+        self._batch_size = batch_size if hasattr(transport, "send_many") else 1
         self._queue: queue.Queue[View] = queue.Queue(maxsize=capacity)
         self._wake = threading.Event()
         self._stop_by: float | None = None
@@ -107,66 +119,84 @@ class Outbox:
         return self._stop_by is not None
 
     def _run(self) -> None:
-        pending: View | None = None
+        pending: list[View] = []
         attempts = 0
         while True:
-            if pending is None:
+            if not pending:
                 try:
-                    pending = self._queue.get(timeout=0 if self._stopping() else self._idle_tick)
+                    pending = [self._queue.get(timeout=0 if self._stopping() else self._idle_tick)]
                 except queue.Empty:
                     if self._stopping():
                         break
                     self._poll()
                     continue
+                pending += self._take(self._batch_size - 1)
             if self._deliver(pending):
-                pending, attempts = None, 0
+                pending, attempts = [], 0
                 continue
             attempts += 1
             if self.max_attempts and attempts >= self.max_attempts:
-                self.dropped += 1
-                event(
-                    LOGGER,
-                    "view dropped: retries exhausted",
-                    logging.ERROR,
-                    videoPath=pending.video_path,
-                    viewId=pending.view_id,
-                    attempts=attempts,
-                )
-                pending, attempts = None, 0
+                for view in pending:
+                    self.dropped += 1
+                    event(
+                        LOGGER,
+                        "view dropped: retries exhausted",
+                        logging.ERROR,
+                        videoPath=view.video_path,
+                        viewId=view.view_id,
+                        attempts=attempts,
+                    )
+                pending, attempts = [], 0
             if self._stopping() and time.monotonic() >= (self._stop_by or 0):
                 break
             self._pause(self._backoff.next_delay())
         self.transport.close()
 
-    def _deliver(self, view: View) -> bool:
+    def _take(self, most: int) -> list[View]:
+        """Up to `most` more views that are already waiting, without waiting for any."""
+        views = []
+        for _ in range(most):
+            try:
+                views.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return views
+
+    def _deliver(self, views: list[View]) -> bool:
         try:
             if not self.transport.connected:
                 self.transport.connect()
-            self.transport.send(view)
+            if len(views) == 1:
+                self.transport.send(views[0])
+            else:
+                cast("BatchTransport", self.transport).send_many(views)
         except RejectedView as error:
-            self.dropped += 1
-            event(
-                LOGGER,
-                "view rejected by receiver",
-                logging.ERROR,
-                videoPath=view.video_path,
-                viewId=view.view_id,
-                reason=str(error),
-            )
+            self.dropped += len(views)
+            for view in views:
+                event(
+                    LOGGER,
+                    "view rejected by receiver",
+                    logging.ERROR,
+                    videoPath=view.video_path,
+                    viewId=view.view_id,
+                    reason=str(error),
+                )
             return True
         except Exception as error:
             event(
                 LOGGER,
                 "view delivery failed, will retry",
                 logging.WARNING,
-                viewId=view.view_id,
+                viewId=views[0].view_id,
+                views=len(views),
                 error=f"{type(error).__name__}: {error}",
             )
             self.transport.close()
             return False
         self._backoff.reset()
-        self.sent += 1
-        event(LOGGER, "view sent", videoPath=view.video_path, viewId=view.view_id)
+        self.sent += len(views)
+        for view in views:
+            event(LOGGER, "view sent", videoPath=view.video_path, viewId=view.view_id)
         return True
 
     def _poll(self) -> None:
