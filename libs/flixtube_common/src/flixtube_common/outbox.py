@@ -5,8 +5,9 @@ for the broker or for history. While the transport is down, views wait in the ou
 order once it is back; a full outbox drops the view, logged as an error and counted.
 
 A transport that can carry several views at once (`send_many`, e.g. publishing a batch and waiting for
-all its confirms together) gets what is waiting, up to `batch_size` views; a failed batch is retried
-whole (delivery is at least once, and the viewId makes a repeat harmless).
+all its confirms together) gets what is waiting, up to `batch_size` views, after lingering a few
+milliseconds for more; a failed batch is retried whole (delivery is at least once, and the viewId makes
+a repeat harmless).
 """
 
 from __future__ import annotations
@@ -59,12 +60,14 @@ class Outbox:
         idle_tick: float = 1.0,
         *,
         batch_size: int = 100,
+        linger: float = 0.005,
     ) -> None:
         self.transport = transport
         self.max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._idle_tick = idle_tick
         self._batch_size = batch_size if hasattr(transport, "send_many") else 1
+        self._linger = linger
         self._queue: queue.Queue[View] = queue.Queue(maxsize=capacity)
         self._wake = threading.Event()
         self._stop_by: float | None = None
@@ -130,6 +133,8 @@ class Outbox:
                         break
                     self._poll()
                     continue
+                if self._batch_size > 1 and not self._stopping() and self._queue.qsize() < self._batch_size:
+                    time.sleep(self._linger)  # a few ms more make a batch of what arrives meanwhile
                 pending += self._take(self._batch_size - 1)
             if self._deliver(pending):
                 pending, attempts = [], 0

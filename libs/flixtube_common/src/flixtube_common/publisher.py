@@ -75,7 +75,8 @@ class AmqpPublisher:
         self._channel = self._connection.channel()
         self._confirms = Confirms()
         self._selected = False
-        # pika 1.4's BlockingChannel has no public way to publish several messages before their confirms.
+        # pika 1.4's BlockingChannel waits for each message's confirm in turn and flushes each message on
+        # its own: the channel it wraps is used directly to publish a batch and track its confirms.
         self._channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_select_ok)
         self._wait(lambda: self._selected, "confirm mode")
         topology.declare_for_publish(self._channel, self._mode)
@@ -89,6 +90,7 @@ class AmqpPublisher:
         """Publish the views, then wait until the broker confirmed them all (raises if any is nacked)."""
         assert self._channel is not None, "connect() first"
         now = int(time.time())
+        channel = self._channel._impl  # buffers the frames; _wait sends them all, then reads the confirms
         for view in views:
             properties = pika.BasicProperties(
                 content_type="application/json",
@@ -96,8 +98,8 @@ class AmqpPublisher:
                 message_id=view.view_id,
                 timestamp=now,
             )
-            self._channel.basic_publish(self._exchange, self._routing_key, view.to_bytes(), properties)
             self._confirms.published()
+            channel.basic_publish(self._exchange, self._routing_key, view.to_bytes(), properties)
         self._wait(lambda: not self._confirms.outstanding, f"confirms of {len(views)} messages")
         if self._confirms.nacked:
             self._confirms.nacked = False
