@@ -251,6 +251,7 @@ class WrkRun:
     errors: int
     cpu_seconds: float = 0.0  # user + system time the server's processes spent during the run
     drain_seconds: float = 0.0  # after wrk stopped: until the views of the run had left the outboxes
+    broker_cpu_seconds: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -323,6 +324,10 @@ class Series:
         return sum(r.errors for r in self.runs)
 
     @property
+    def broker_cpu_ms_per_request(self) -> float:
+        return sum(r.broker_cpu_seconds for r in self.runs) * 1000 / max(1, self.requests)
+
+    @property
     def sustained_rps(self) -> float:
         """Requests per second counting the time their views took to leave the outboxes."""
         return self.requests / sum(r.seconds + r.drain_seconds for r in self.runs)
@@ -347,6 +352,7 @@ class Series:
             "cpu_ms_per_req": round(self.cpu_ms_per_request, 3),
             "sustained_rps": round(self.sustained_rps, 1),
             "drain_s": round(self.drain_seconds, 2),
+            "broker_cpu_ms_per_req": round(self.broker_cpu_ms_per_request, 3),
         }
 
 
@@ -360,6 +366,15 @@ def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
             times = process.cpu_times()
             total += times.user + times.system
     return total
+
+
+def broker_processes() -> list[psutil.Process]:
+    """The local RabbitMQ's Erlang VM (shared with anything else that uses the broker)."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "beam.smp":
+            found.append(process)
+    return found
 
 
 def rss_mib(process: psutil.Process) -> float:
