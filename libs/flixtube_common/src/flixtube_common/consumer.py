@@ -4,6 +4,10 @@ One class owns the consumer's connection life cycle, one small method per AMQP s
 acked only after the store has it (a duplicate viewId counts as stored); a message that is not a valid
 view goes to the dead-letter queue and is acked; a store outage pauses consumption, leaving the
 messages in the queue; a broker outage is retried with capped backoff.
+
+Given `record_many`, the views delivered together (up to a prefetch's worth) are stored with one write
+and acked with one ack once it succeeded; if the batch write fails for another reason than the store
+being down, its views are stored one at a time, so only a view that breaks the handler is dead-lettered.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -29,6 +34,14 @@ LOGGER = logging.getLogger(__name__)
 # Many messages in flight hide the round trip per ack; small enough to requeue quickly on a pause.
 PREFETCH = 100
 BEAT_SECONDS = 10.0
+BATCH = PREFETCH
+
+
+class Delivery(NamedTuple):
+    method: Basic.Deliver
+    properties: BasicProperties
+    body: bytes
+    view: View
 
 
 class ViewConsumer:
@@ -39,6 +52,7 @@ class ViewConsumer:
         subscriber_queue: str,
         *,
         record: Callable[[View], bool],
+        record_many: Callable[[list[View]], list[bool]] | None = None,
         store_ready: Callable[[], bool],
         name: str,
         heartbeat_file: Path | None = None,
@@ -47,6 +61,8 @@ class ViewConsumer:
         self._mode = mode
         self._subscriber_queue = subscriber_queue
         self._record = record
+        self._record_many = record_many
+        self._batch: list[Delivery] = []
         self._store_ready = store_ready
         self._name = name
         self._heartbeat_file = heartbeat_file
@@ -77,6 +93,7 @@ class ViewConsumer:
     def _connect(self) -> tuple[BlockingChannel, str]:
         self._connection = pika.BlockingConnection(amqp.parameters(self._url, self._name))
         channel = self._connection.channel()
+        self._batch = []  # the broker requeues whatever the last connection left unacked
         channel.confirm_delivery()  # dead-lettered copies are confirmed before the original is acked
         queue = topology.declare_for_consume(channel, self._mode, self._subscriber_queue)
         channel.basic_qos(prefetch_count=PREFETCH)
@@ -100,6 +117,42 @@ class ViewConsumer:
             self._dead_letter(channel, body, properties, str(error))
             channel.basic_ack(method.delivery_tag)
             return
+        delivery = Delivery(method, properties, body, view)
+        if self._record_many is None:
+            self._store_one(channel, delivery)
+            return
+        if not self._batch and self._connection is not None:
+            # A timer runs after the deliveries that arrived with this one have been handed over.
+            self._connection.call_later(0, lambda: self._flush(channel))
+        self._batch.append(delivery)
+        if len(self._batch) >= BATCH:
+            self._flush(channel)
+
+    def _flush(self, channel: BlockingChannel) -> None:
+        """Store the waiting views with one write, then ack them with one ack."""
+        batch, self._batch = self._batch, []
+        if not batch or not channel.is_open:
+            return  # after a closed channel, the broker requeues what was not acked
+        assert self._record_many is not None
+        try:
+            stored = self._record_many([delivery.view for delivery in batch])
+        except StoreUnavailable as error:
+            event(LOGGER, "store unavailable, pausing consumption", logging.WARNING, error=str(error))
+            channel.basic_nack(batch[-1].method.delivery_tag, multiple=True, requeue=True)
+            self._store_down = True
+            channel.stop_consuming()
+            return
+        except Exception:
+            LOGGER.exception("batch write failed, storing its views one at a time")
+            for delivery in batch:
+                self._store_one(channel, delivery)
+            return
+        channel.basic_ack(batch[-1].method.delivery_tag, multiple=True)
+        for delivery, new in zip(batch, stored, strict=True):
+            self._log_stored(delivery, new)
+
+    def _store_one(self, channel: BlockingChannel, delivery: Delivery) -> None:
+        method, properties, body, view = delivery
         try:
             stored = self._record(view)
         except StoreUnavailable as error:
@@ -114,12 +167,15 @@ class ViewConsumer:
             channel.basic_ack(method.delivery_tag)
             return
         channel.basic_ack(method.delivery_tag)
+        self._log_stored(delivery, stored)
+
+    def _log_stored(self, delivery: Delivery, stored: bool) -> None:
         event(
             LOGGER,
             "view stored" if stored else "duplicate view ignored",
-            videoPath=view.video_path,
-            viewId=view.view_id,
-            redelivered=method.redelivered,
+            videoPath=delivery.view.video_path,
+            viewId=delivery.view.view_id,
+            redelivered=delivery.method.redelivered,
         )
 
     def _dead_letter(

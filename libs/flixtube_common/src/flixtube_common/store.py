@@ -7,7 +7,7 @@ from typing import Any
 
 import pymongo
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from flixtube_common.logs import event
 from flixtube_common.views import View
@@ -50,6 +50,25 @@ class ViewStore:
         except PyMongoError as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
         return True
+
+    def record_many(self, views: list[View]) -> list[bool]:
+        """Store the views with one write; for each, False if its viewId was stored before.
+
+        Raises StoreUnavailable if any view may not be stored (then every one of them may be retried).
+        """
+        documents = [{"viewId": v.view_id, "videoPath": v.video_path, "viewedAt": v.viewed_at} for v in views]
+        try:
+            self._ensure_indexes()
+            self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            if error.details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in errors):
+                raise StoreUnavailable(f"BulkWriteError: {error}") from error
+            duplicates = {e["index"] for e in errors}
+            return [index not in duplicates for index in range(len(views))]
+        except PyMongoError as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+        return [True] * len(views)
 
     def ping(self, timeout: float = 0.6) -> bool:
         try:

@@ -110,6 +110,7 @@ def run_worker(service: str, load: Callable[[config.Env], SubscriberSettings]) -
         settings.messaging,
         settings.queue,
         record=views.record,
+        record_many=views.record_many,
         store_ready=views.ping,
         name=f"{service}-worker",
         heartbeat_file=Path(heartbeat) if heartbeat else None,
