@@ -59,8 +59,10 @@ def send_video(request: Request, video: Video) -> Response:
         max_age=0,
     )
     response.accept_ranges = "bytes"  # also on 200 and HEAD answers, so players know they may seek
-    if response.status_code == 206 and response.content_range is not None:
-        start, stop = response.content_range.start, response.content_range.stop
+    # Each read of response.content_range parses the header again: read it once.
+    content_range = response.content_range if response.status_code == 206 else None
+    if content_range is not None:
+        start, stop = content_range.start, content_range.stop
         if start is not None and stop is not None:
             response.response.close()  # type: ignore[union-attr]
             response.response = wrap_file(
@@ -73,6 +75,7 @@ def is_playback_start(request: Request, response: Response) -> bool:
     """A GET answered with the video's first byte: no Range, or a range from byte 0."""
     if request.method != "GET" or response.status_code not in (200, 206):
         return False
-    return response.status_code == 200 or (
-        response.content_range is not None and response.content_range.start == 0
-    )
+    if response.status_code == 200:
+        return True
+    content_range = response.content_range
+    return content_range is not None and content_range.start == 0
