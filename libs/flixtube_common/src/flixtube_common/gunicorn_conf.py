@@ -10,9 +10,20 @@ import os
 import sys
 from typing import Any
 
+from gunicorn.glogging import Logger as _Logger
+
 # Imported under private names: gunicorn reads every public module name as a setting (`config` is one).
 from flixtube_common import config as _config
 from flixtube_common import web as _web
+
+
+class _AppLogsRequests(_Logger):
+    """gunicorn's logger without its access log: the app logs each request itself, and gunicorn builds
+    an access record for every request whenever a logging config is given, even with no handler."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return
+
 
 try:
     _port = _config.port(os.environ)
@@ -28,6 +39,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 120
 keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself
+logger_class = _AppLogsRequests
 # The control socket lives at one path per user: several services on one machine would share it.
 control_socket_disable = True
 logconfig_dict: dict[str, Any] = {
