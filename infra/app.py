@@ -1,0 +1,162 @@
+"""The app on the cluster: namespace, credentials, broker, database, microservices, network policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import kube
+from infra.backing import BackingService, Credentials, db_spec, rabbit_spec
+from infra.config import NAMESPACE, Settings
+from infra.microservice import HTTP_PORT, Microservice, MicroserviceSpec
+from infra.network import Flow, NetworkPolicies
+
+VIDEO_STREAMING = "video-streaming"
+HISTORY = "history"
+RECOMMENDATIONS = "recommendations"
+RABBIT = "rabbit"
+DB = "db"
+AMQP_PORT = 5672
+MONGO_PORT = 27017
+
+FLOWS = (
+    Flow(VIDEO_STREAMING, RABBIT, AMQP_PORT),
+    Flow(VIDEO_STREAMING, HISTORY, HTTP_PORT),  # "viewed" over HTTP when VIEWED_MESSAGING=http
+    Flow(HISTORY, RABBIT, AMQP_PORT),
+    Flow(HISTORY, DB, MONGO_PORT),
+    Flow(RECOMMENDATIONS, RABBIT, AMQP_PORT),
+    Flow(RECOMMENDATIONS, DB, MONGO_PORT),
+)
+"""Every connection the app makes inside the namespace; NetworkPolicies allow these and nothing else."""
+
+POD_SECURITY = ("enforce", "audit", "warn")
+"""The namespace enforces the `restricted` Pod Security Standard, so a looser pod is refused at admission."""
+
+
+def public_url(status: Any) -> str | None:
+    """`http://<address>` of a LoadBalancer Service once Azure has given it one."""
+    ingress = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    address = next((entry.ip or entry.hostname for entry in ingress if entry.ip or entry.hostname), None)
+    return f"http://{address}" if address else None
+
+
+class FlixTube(pulumi.ComponentResource):
+    """Everything in the `flixtube` namespace. Every child uses the cluster's explicit provider."""
+
+    video_streaming_url: pulumi.Output[str | None]
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        registry: pulumi.Input[str],
+        provider: k8s.Provider,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            "flixtube:app:FlixTube",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])),
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        instance = f"flixtube-{settings.stack}"
+        labels = {"app.kubernetes.io/part-of": kube.PART_OF, "app.kubernetes.io/instance": instance}
+        namespace = k8s.core.v1.Namespace(
+            NAMESPACE,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=NAMESPACE,
+                labels={
+                    **labels,
+                    **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in POD_SECURITY},
+                },
+            ),
+            opts=child,
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+
+        rabbit_credentials = Credentials(
+            "rabbit-credentials",
+            "flixtube",
+            lambda user, password: f"amqp://{user}:{password}@{RABBIT}:{AMQP_PORT}",
+            labels,
+            opts=in_namespace,
+        )
+        db_credentials = Credentials(
+            "db-credentials",
+            "flixtube",
+            lambda user, password: f"mongodb://{user}:{password}@{DB}:{MONGO_PORT}/?authSource=admin",
+            labels,
+            opts=in_namespace,
+        )
+        backing = [
+            BackingService(
+                rabbit_spec(settings.rabbit_image, settings.rabbit_storage_gi),
+                instance,
+                rabbit_credentials,
+                opts=in_namespace,
+            ),
+            BackingService(
+                db_spec(settings.mongo_image, settings.db_storage_gi),
+                instance,
+                db_credentials,
+                opts=in_namespace,
+            ),
+        ]
+        after_backing = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *backing])
+
+        common_env = [
+            *kube.literal_env({"PORT": str(HTTP_PORT), "VIEWED_MESSAGING": "fanout", "WEB_CONCURRENCY": "2"}),
+            kube.secret_env("RABBIT", rabbit_credentials.secret_name, "url"),
+        ]
+
+        def consumer_env(service: str) -> list[k8s.core.v1.EnvVarArgs]:
+            return [
+                *common_env,
+                kube.secret_env("DBHOST", db_credentials.secret_name, "url"),
+                *kube.literal_env({"DBNAME": service, "VIEWED_QUEUE": f"{service}.viewed"}),
+            ]
+
+        tag = settings.image_tag or ""
+
+        def spec(service: str, env: list[k8s.core.v1.EnvVarArgs], **extra: Any) -> MicroserviceSpec:
+            return MicroserviceSpec(
+                name=service,
+                image=pulumi.Output.concat(registry, "/", service, ":", tag),
+                version=tag,
+                env=env,
+                replicas=settings.replicas,
+                disruption_budget=settings.disruption_budgets,
+                **extra,
+            )
+
+        video_streaming = Microservice(
+            spec(
+                VIDEO_STREAMING,
+                [*common_env, *kube.literal_env({"HISTORY_URL": f"http://{HISTORY}"})],
+                public=True,
+                max_replicas=settings.video_streaming_max_replicas,
+            ),
+            instance,
+            opts=after_backing,
+        )
+        for service in (HISTORY, RECOMMENDATIONS):
+            Microservice(
+                spec(service, consumer_env(service), worker_module=f"{service}.worker"),
+                instance,
+                opts=after_backing,
+            )
+
+        NetworkPolicies(
+            "network-policies",
+            instance,
+            workloads=(VIDEO_STREAMING, HISTORY, RECOMMENDATIONS, RABBIT, DB),
+            flows=FLOWS,
+            public={VIDEO_STREAMING: HTTP_PORT},
+            opts=in_namespace,
+        )
+
+        self.video_streaming_url = video_streaming.service.status.apply(public_url)
+        self.register_outputs({"videoStreamingUrl": self.video_streaming_url})

@@ -1,0 +1,44 @@
+"""Captures of the Pulumi program under mocks, made once per test session, all in parallel."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.capture import Captured, finish, start
+
+IMAGE_TAG = "3f2c1d0e9b8a"
+RUNS = {
+    "dev": ("dev", {"flixtube:imageTag": IMAGE_TAG}, False),
+    "prod": ("prod", {"flixtube:imageTag": IMAGE_TAG}, False),
+    "dev-platform": ("dev", {}, False),
+    "prod-platform": ("prod", {}, False),
+    "dev-echo": ("dev", {"flixtube:imageTag": IMAGE_TAG}, True),
+}
+
+
+@pytest.fixture(scope="session")
+def captures() -> dict[str, Captured]:
+    processes = {key: start(stack, overrides, echo) for key, (stack, overrides, echo) in RUNS.items()}
+    return {key: finish(process) for key, process in processes.items()}
+
+
+@pytest.fixture(params=["dev", "prod"])
+def deployed(request: pytest.FixtureRequest, captures: dict[str, Captured]) -> Captured:
+    """Each stack with its workloads (an image tag set)."""
+    return captures[request.param]
+
+
+@pytest.fixture(params=["dev-platform", "prod-platform"])
+def platform_only(request: pytest.FixtureRequest, captures: dict[str, Captured]) -> Captured:
+    """Each stack's bootstrap run: no image tag yet."""
+    return captures[request.param]
+
+
+@pytest.fixture
+def dev(captures: dict[str, Captured]) -> Captured:
+    return captures["dev"]
+
+
+@pytest.fixture
+def prod(captures: dict[str, Captured]) -> Captured:
+    return captures["prod"]
