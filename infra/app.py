@@ -124,7 +124,7 @@ class FlixTube(pulumi.ComponentResource):
         def spec(service: str, env: list[k8s.core.v1.EnvVarArgs], **extra: Any) -> MicroserviceSpec:
             return MicroserviceSpec(
                 name=service,
-                image=pulumi.Output.concat(registry, "/", service, ":", tag),
+                image=pulumi.Output.from_input(registry).apply(lambda server: f"{server}/{service}:{tag}"),
                 version=tag,
                 env=env,
                 replicas=settings.replicas,

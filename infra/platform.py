@@ -107,7 +107,7 @@ class Platform(pulumi.ComponentResource):
         premium = settings.registry_sku == "Premium"
         return azure.containerregistry.Registry(
             "registry",
-            registry_name=pulumi.Output.concat("flixtube", stack, suffix.result),
+            registry_name=suffix.result.apply(lambda random_part: f"flixtube{stack}{random_part or ''}"),
             resource_group_name=group.name,
             location=settings.location,
             sku=azure.containerregistry.SkuArgs(name=settings.registry_sku),

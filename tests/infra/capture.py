@@ -16,6 +16,7 @@ import runpy
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ def _calls(token: str) -> dict[str, Any]:
             "tenantId": "55555555-5555-5555-5555-555555555555",
         }
     if token == "azure-native:containerservice:listManagedClusterUserCredentials":
-        return {"kubeconfigs": [{"name": "clusterUser", "value": base64.b64encode(KUBECONFIG.encode()).decode()}]}
+        encoded = base64.b64encode(KUBECONFIG.encode()).decode()
+        return {"kubeconfigs": [{"name": "clusterUser", "value": encoded}]}
     raise AssertionError(f"the program called an unexpected function: {token}")
 
 
@@ -73,36 +75,47 @@ def _azure_name(name: str, inputs: dict[str, Any]) -> str:
     return explicit[0] if explicit and isinstance(explicit[0], str) else f"{name}1a2b3c"
 
 
-def _plausible_outputs(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """What Azure, Kubernetes and random would answer beyond the inputs."""
-    if typ == "azure-native:resources:ResourceGroup":
-        return {"name": inputs.get("resourceGroupName") or f"{name}1a2b3c"}
-    if typ == "azure-native:containerregistry:Registry":
-        return {"name": _azure_name(name, inputs), "loginServer": f"{_azure_name(name, inputs)}.azurecr.io"}
-    if typ == "azure-native:containerservice:ManagedCluster":
-        return {
-            "name": _azure_name(name, inputs),
-            "identity": {"type": "SystemAssigned", "principalId": CLUSTER_PRINCIPAL_ID},
-            "identityProfile": {
-                "kubeletidentity": {
-                    "objectId": KUBELET_OBJECT_ID,
-                    "clientId": "66666666-6666-6666-6666-666666666666",
-                    "resourceId": "/subscriptions/x/resourceGroups/mc/providers/identity/agentpool",
-                }
-            },
-        }
-    if typ == "random:index/randomString:RandomString":
-        return {"result": "k3x9q2m7"[: int(inputs.get("length", 8))]}
-    if typ == "random:index/randomPassword:RandomPassword":
-        return {"result": f"{PASSWORD_PREFIX}{name.replace('-', '')}"}
-    if typ == "kubernetes:core/v1:Service" and (inputs.get("spec") or {}).get("type") == "LoadBalancer":
-        return {"status": {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP}]}}}
-    return {}
+def _cluster_outputs(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": _azure_name(name, inputs),
+        "identity": {"type": "SystemAssigned", "principalId": CLUSTER_PRINCIPAL_ID},
+        "identityProfile": {
+            "kubeletidentity": {
+                "objectId": KUBELET_OBJECT_ID,
+                "clientId": "66666666-6666-6666-6666-666666666666",
+                "resourceId": "/subscriptions/x/resourceGroups/mc/providers/identity/agentpool",
+            }
+        },
+    }
+
+
+def _service_outputs(_: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    if (inputs.get("spec") or {}).get("type") != "LoadBalancer":
+        return {}
+    return {"status": {"loadBalancer": {"ingress": [{"ip": LOAD_BALANCER_IP}]}}}
+
+
+_OUTPUTS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "azure-native:resources:ResourceGroup": lambda name, inputs: {"name": _azure_name(name, inputs)},
+    "azure-native:containerregistry:Registry": lambda name, inputs: {
+        "name": _azure_name(name, inputs),
+        "loginServer": f"{_azure_name(name, inputs)}.azurecr.io",
+    },
+    "azure-native:containerservice:ManagedCluster": _cluster_outputs,
+    "random:index/randomString:RandomString": lambda _, inputs: {
+        "result": "k3x9q2m7"[: int(inputs.get("length", 8))]
+    },
+    "random:index/randomPassword:RandomPassword": lambda name, _: {
+        "result": f"{PASSWORD_PREFIX}{name.replace('-', '')}"
+    },
+    "kubernetes:core/v1:Service": _service_outputs,
+}
+"""What Azure, Kubernetes and random would answer beyond the inputs, by resource type."""
 
 
 def _resource_id(typ: str, name: str, state: dict[str, Any]) -> str:
     if typ.startswith("azure-native:"):
-        kind = typ.split(":")[-1]
+        kind = typ.rsplit(":", maxsplit=1)[-1]
         return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg/providers/{kind}/{state.get('name', name)}"
     return f"{name}-id"
 
@@ -134,7 +147,8 @@ def run(stack: str, overrides: dict[str, str], echo: bool) -> dict[str, Any]:
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             inputs = _plain(args.inputs)
-            state = dict(inputs) if echo else {**inputs, **_plausible_outputs(args.typ, args.name, inputs)}
+            extra = {} if echo or args.typ not in _OUTPUTS else _OUTPUTS[args.typ](args.name, inputs)
+            state = {**inputs, **extra}
             resource_id = f"{args.name}_id" if echo else _resource_id(args.typ, args.name, state)
             recorded.append(
                 {"type": args.typ, "name": args.name, "provider": args.provider or None, "inputs": inputs}
