@@ -88,7 +88,7 @@ class BackingService(pulumi.ComponentResource):
         container = core.ContainerArgs(
             name=spec.name,
             image=spec.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=kube.PULL_POLICY,
             ports=[
                 core.ContainerPortArgs(name=port_name, container_port=port, protocol="TCP")
                 for port_name, port in ((spec.port_name, spec.port), *spec.extra_ports)

@@ -16,6 +16,8 @@ APP_UID = 10001
 """Our images run as this numeric user (the pod sets it; the image files are world-readable)."""
 
 TMP_VOLUME = "tmp"
+PULL_POLICY = "Always"
+"""Check the registry on every start (layers stay cached): a re-pushed tag can never run stale."""
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class Microservice(pulumi.ComponentResource):
         return core.ContainerArgs(
             name="web",
             image=spec.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=kube.PULL_POLICY,
             ports=[core.ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP")],
             env=spec.env,
             resources=WEB_RESOURCES.args(),
@@ -145,7 +145,7 @@ class Microservice(pulumi.ComponentResource):
         return core.ContainerArgs(
             name="worker",
             image=spec.image,
-            image_pull_policy="IfNotPresent",
+            image_pull_policy=kube.PULL_POLICY,
             command=["python", "-m", module],
             env=[*spec.env, *kube.literal_env({"HEARTBEAT_FILE": HEARTBEAT_FILE})],
             resources=WORKER_RESOURCES.args(),
