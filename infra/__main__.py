@@ -21,7 +21,13 @@ pulumi.export("clusterName", platform.cluster_name)
 pulumi.export("kubeconfig", platform.kubeconfig)
 
 if settings.deploy_workloads:
-    app = FlixTube("flixtube", settings, registry=platform.registry_login_server, provider=platform.provider)
+    app = FlixTube(
+        "flixtube",
+        settings,
+        registry=platform.registry_login_server,
+        provider=platform.provider,
+        pull_grant=platform.acr_pull,
+    )
     pulumi.export("videoStreamingUrl", app.video_streaming_url)
 else:
     pulumi.log.info("flixtube:imageTag is not set: deployed the platform only (see docs/deploy.md)")

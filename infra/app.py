@@ -51,8 +51,10 @@ class FlixTube(pulumi.ComponentResource):
         self,
         name: str,
         settings: Settings,
+        *,
         registry: pulumi.Input[str],
         provider: k8s.Provider,
+        pull_grant: pulumi.Resource,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(
@@ -61,7 +63,6 @@ class FlixTube(pulumi.ComponentResource):
             None,
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider])),
         )
-        child = pulumi.ResourceOptions(parent=self)
         instance = f"flixtube-{settings.stack}"
         labels = {"app.kubernetes.io/part-of": kube.PART_OF, "app.kubernetes.io/instance": instance}
         namespace = k8s.core.v1.Namespace(
@@ -73,7 +74,8 @@ class FlixTube(pulumi.ComponentResource):
                     **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in POD_SECURITY},
                 },
             ),
-            opts=child,
+            # Everything else depends on the namespace, so no pod starts before nodes may pull images.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pull_grant]),
         )
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 

@@ -42,6 +42,8 @@ class Platform(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
+    acr_pull: azure.authorization.RoleAssignment
+    """Pods can pull from the registry once this exists (the grant can take minutes to apply)."""
 
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("flixtube:platform:Platform", name, None, opts)
@@ -53,7 +55,7 @@ class Platform(pulumi.ComponentResource):
         cluster = self._cluster(settings, group, tags, child)
 
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        azure.authorization.RoleAssignment(
+        self.acr_pull = azure.authorization.RoleAssignment(
             "kubelet-acr-pull",
             principal_id=cluster.identity_profile.apply(kubelet_object_id),
             principal_type=azure.authorization.PrincipalType.SERVICE_PRINCIPAL,
