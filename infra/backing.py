@@ -122,16 +122,12 @@ class BackingService(pulumi.ComponentResource):
                 service_name=spec.name,
                 replicas=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                template=core.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=core.PodSpecArgs(
-                        automount_service_account_token=False,
-                        enable_service_links=False,
-                        security_context=kube.pod_security(BACKING_UID),
-                        termination_grace_period_seconds=60,
-                        containers=[container],
-                        volumes=[kube.empty_dir(volume) for volume, _ in scratch],
-                    ),
+                template=kube.pod_template(
+                    labels,
+                    BACKING_UID,
+                    [container],
+                    [kube.empty_dir(volume) for volume, _ in scratch],
+                    termination_grace_period_seconds=60,
                 ),
                 volume_claim_templates=[
                     core.PersistentVolumeClaimArgs(
@@ -147,19 +143,8 @@ class BackingService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.service = core.Service(
-            f"{spec.name}-service",
-            metadata=kube.object_meta(spec.name, labels),
-            spec=core.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[
-                    core.ServicePortArgs(
-                        name=spec.port_name, port=spec.port, target_port=spec.port, protocol="TCP"
-                    )
-                ],
-            ),
-            opts=child,
+        self.service = kube.service(
+            spec.name, labels, selector, kube.Port(spec.port_name, spec.port, spec.port), opts=child
         )
         self.register_outputs({})
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.config import NAMESPACE
@@ -67,6 +69,28 @@ def pod_security(uid: int) -> core.PodSecurityContextArgs:
         run_as_group=uid,
         fs_group=uid,
         seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def pod_template(
+    labels: dict[str, str],
+    uid: int,
+    containers: list[core.ContainerArgs],
+    volumes: list[core.VolumeArgs],
+    **extra: Any,
+) -> core.PodTemplateSpecArgs:
+    """A pod that runs as `uid`, gets no API token and no service-link variables (they would shadow
+    settings such as RABBIT_PORT), with the given containers and volumes."""
+    return core.PodTemplateSpecArgs(
+        metadata=meta.ObjectMetaArgs(labels=labels),
+        spec=core.PodSpecArgs(
+            automount_service_account_token=False,
+            enable_service_links=False,
+            security_context=pod_security(uid),
+            containers=containers,
+            volumes=volumes,
+            **extra,
+        ),
     )
 
 
@@ -140,3 +164,36 @@ def checkov_skips(**reasons: str) -> dict[str, str]:
         f"checkov.io/skip{index}": f"{check}={reason}"
         for index, (check, reason) in enumerate(reasons.items(), start=1)
     }
+
+
+@dataclass(frozen=True)
+class Port:
+    """One Service port: clients dial `port`, the pods listen on `target`."""
+
+    name: str
+    port: int
+    target: int
+
+
+def service(
+    name: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    port: Port,
+    *,
+    opts: pulumi.ResourceOptions,
+    public: bool = False,
+) -> core.Service:
+    """The Service other pods dial by `name`; a LoadBalancer only when it must be public."""
+    return core.Service(
+        f"{name}-service",
+        metadata=object_meta(name, labels),
+        spec=core.ServiceSpecArgs(
+            type="LoadBalancer" if public else "ClusterIP",
+            selector=selector,
+            ports=[
+                core.ServicePortArgs(name=port.name, port=port.port, target_port=port.target, protocol="TCP")
+            ],
+        ),
+        opts=opts,
+    )

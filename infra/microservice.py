@@ -75,40 +75,30 @@ class Microservice(pulumi.ComponentResource):
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
                 ),
-                template=core.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=core.PodSpecArgs(
-                        automount_service_account_token=False,
-                        enable_service_links=False,
-                        security_context=kube.pod_security(kube.APP_UID),
-                        containers=containers,
-                        volumes=[kube.empty_dir(kube.TMP_VOLUME)],
-                        topology_spread_constraints=[
-                            core.TopologySpreadConstraintArgs(
-                                max_skew=1,
-                                topology_key="topology.kubernetes.io/zone",
-                                when_unsatisfiable="ScheduleAnyway",
-                                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                            )
-                        ],
-                    ),
+                template=kube.pod_template(
+                    labels,
+                    kube.APP_UID,
+                    containers,
+                    [kube.empty_dir(kube.TMP_VOLUME)],
+                    topology_spread_constraints=[
+                        core.TopologySpreadConstraintArgs(
+                            max_skew=1,
+                            topology_key="topology.kubernetes.io/zone",
+                            when_unsatisfiable="ScheduleAnyway",
+                            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                        )
+                    ],
                 ),
             ),
             opts=child,
         )
-        self.service = core.Service(
-            f"{spec.name}-service",
-            metadata=kube.object_meta(spec.name, labels),
-            spec=core.ServiceSpecArgs(
-                type="LoadBalancer" if spec.public else "ClusterIP",
-                selector=selector,
-                ports=[
-                    core.ServicePortArgs(
-                        name="http", port=SERVICE_PORT, target_port=HTTP_PORT, protocol="TCP"
-                    )
-                ],
-            ),
+        self.service = kube.service(
+            spec.name,
+            labels,
+            selector,
+            kube.Port("http", SERVICE_PORT, HTTP_PORT),
             opts=child,
+            public=spec.public,
         )
         if spec.disruption_budget:
             k8s.policy.v1.PodDisruptionBudget(
