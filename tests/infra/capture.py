@@ -1,10 +1,11 @@
 """Run the Pulumi program under mocks for one stack and print, as JSON, everything it would create.
 
-    python -m tests.infra.capture dev [flixtube:imageTag=abc123 ...] [--echo]
+    python -m tests.infra.capture dev [flixtube:imageTag=abc123 ...] [--echo] [--preview]
 
 Each run is its own process: Pulumi creates the root stack once per process. The stack's settings come from
 `Pulumi.<stack>.yaml` exactly as the engine would pass them (`PULUMI_CONFIG`), plus the overrides given.
-`--echo` uses bare mocks that only echo inputs back, to prove the program does not depend on ours.
+`--echo` uses bare mocks that only echo inputs back, to prove the program does not depend on ours;
+`--preview` runs it as `pulumi preview` would (dry run).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def run(stack: str, overrides: dict[str, str], echo: bool) -> dict[str, Any]:
+def run(stack: str, overrides: dict[str, str], *, echo: bool, preview: bool) -> dict[str, Any]:
     os.environ["PULUMI_CONFIG"] = json.dumps(stack_config(stack, overrides))
     import pulumi
     from pulumi.runtime.settings import get_root_resource
@@ -160,7 +161,7 @@ def run(stack: str, overrides: dict[str, str], echo: bool) -> dict[str, Any]:
 
     mocks = Mocks()
     monitor = pulumi.runtime.mocks.MockMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="flixtube", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project="flixtube", stack=stack, preview=preview, monitor=monitor)
     _sync_await(run_pulumi_func(lambda: runpy.run_path(str(ROOT / "infra"), run_name="__main__")))
 
     urns = {(urn.split("::")[2].split("$")[-1], urn.split("::")[3]): urn for urn in monitor.resources}
@@ -226,11 +227,11 @@ class Captured:
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 
-def start(stack: str, overrides: dict[str, str], echo: bool = False) -> subprocess.Popen[str]:
+def start(stack: str, overrides: dict[str, str], flags: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     """Start one capture in its own process (each needs a fresh Pulumi root stack)."""
     command = [sys.executable, "-m", "tests.infra.capture", stack]
     command += [f"{key}={value}" for key, value in overrides.items()]
-    command += ["--echo"] if echo else []
+    command += list(flags)
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -243,10 +244,9 @@ def finish(process: subprocess.Popen[str], timeout: float = 180) -> Captured:
 
 
 def main(argv: list[str]) -> None:
-    echo = "--echo" in argv
-    words = [word for word in argv if word != "--echo"]
+    words = [word for word in argv if not word.startswith("--")]
     overrides = dict(word.split("=", 1) for word in words[1:])
-    result = run(words[0], overrides, echo)
+    result = run(words[0], overrides, echo="--echo" in argv, preview="--preview" in argv)
     json.dump(result, sys.stdout)
 
 

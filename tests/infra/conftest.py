@@ -7,18 +7,19 @@ import pytest
 from tests.infra.capture import Captured, finish, start
 
 IMAGE_TAG = "3f2c1d0e9b8a"
-RUNS = {
-    "dev": ("dev", {"flixtube:imageTag": IMAGE_TAG}, False),
-    "prod": ("prod", {"flixtube:imageTag": IMAGE_TAG}, False),
-    "dev-platform": ("dev", {}, False),
-    "prod-platform": ("prod", {}, False),
-    "dev-echo": ("dev", {"flixtube:imageTag": IMAGE_TAG}, True),
+RUNS: dict[str, tuple[str, dict[str, str], tuple[str, ...]]] = {
+    "dev": ("dev", {"flixtube:imageTag": IMAGE_TAG}, ()),
+    "prod": ("prod", {"flixtube:imageTag": IMAGE_TAG}, ()),
+    "dev-platform": ("dev", {}, ()),
+    "prod-platform": ("prod", {}, ()),
+    "dev-echo": ("dev", {"flixtube:imageTag": IMAGE_TAG}, ("--echo",)),
+    "prod-preview": ("prod", {"flixtube:imageTag": IMAGE_TAG}, ("--preview",)),
 }
 
 
 @pytest.fixture(scope="session")
 def captures() -> dict[str, Captured]:
-    processes = {key: start(stack, overrides, echo) for key, (stack, overrides, echo) in RUNS.items()}
+    processes = {key: start(stack, overrides, flags) for key, (stack, overrides, flags) in RUNS.items()}
     return {key: finish(process) for key, process in processes.items()}
 
 

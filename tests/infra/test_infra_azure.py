@@ -143,3 +143,9 @@ def test_the_program_also_runs_under_mocks_that_only_echo_inputs(captures: dict[
     echo = captures["dev-echo"]
     assert echo.counts() == captures["dev"].counts()
     assert echo.outputs["kubeconfig"]["secret"] is True
+
+
+def test_a_preview_registers_the_same_resources(captures: dict[str, Captured]):
+    preview = captures["prod-preview"]
+    assert preview.counts() == captures["prod"].counts()
+    assert preview.outputs["kubeconfig"]["secret"] is True
