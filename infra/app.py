@@ -77,50 +77,68 @@ class FlixTube(pulumi.ComponentResource):
             # Everything else depends on the namespace, so no pod starts before nodes may pull images.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[pull_grant]),
         )
-        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        policies = NetworkPolicies(
+            "network-policies",
+            instance,
+            workloads=(VIDEO_STREAMING, HISTORY, RECOMMENDATIONS, RABBIT, DB),
+            flows=FLOWS,
+            public={VIDEO_STREAMING: HTTP_PORT},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+        )
+        # No pod runs before the namespace denies all traffic but the declared flows.
+        guarded = pulumi.ResourceOptions(parent=self, depends_on=[namespace, policies])
 
         rabbit_credentials = Credentials(
             "rabbit-credentials",
             "flixtube",
             lambda user, password: f"amqp://{user}:{password}@{RABBIT}:{AMQP_PORT}",
             labels,
-            opts=in_namespace,
+            opts=guarded,
         )
         db_credentials = Credentials(
             "db-credentials",
             "flixtube",
             lambda user, password: f"mongodb://{user}:{password}@{DB}:{MONGO_PORT}/?authSource=admin",
             labels,
-            opts=in_namespace,
+            opts=guarded,
         )
         backing = [
             BackingService(
                 rabbit_spec(settings.rabbit_image, settings.rabbit_storage_gi),
                 instance,
                 rabbit_credentials,
-                opts=in_namespace,
+                opts=guarded,
             ),
             BackingService(
-                db_spec(settings.mongo_image, settings.db_storage_gi),
-                instance,
-                db_credentials,
-                opts=in_namespace,
+                db_spec(settings.mongo_image, settings.db_storage_gi), instance, db_credentials, opts=guarded
             ),
         ]
-        after_backing = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *backing])
+        video_streaming = self._microservices(
+            settings,
+            registry,
+            instance,
+            rabbit_secret=rabbit_credentials.secret_name,
+            db_secret=db_credentials.secret_name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, policies, *backing]),
+        )
+        self.video_streaming_url = video_streaming.service.status.apply(public_url)
+        self.register_outputs({"videoStreamingUrl": self.video_streaming_url})
 
+    @staticmethod
+    def _microservices(
+        settings: Settings,
+        registry: pulumi.Input[str],
+        instance: str,
+        *,
+        rabbit_secret: str,
+        db_secret: str,
+        opts: pulumi.ResourceOptions,
+    ) -> Microservice:
+        """video-streaming, history and recommendations with the contract's environment; returns the first."""
         common_env = [
             *kube.literal_env({"PORT": str(HTTP_PORT), "VIEWED_MESSAGING": "fanout", "WEB_CONCURRENCY": "2"}),
-            kube.secret_env("RABBIT", rabbit_credentials.secret_name, "url"),
+            kube.secret_env("RABBIT", rabbit_secret, "url"),
         ]
-
-        def consumer_env(service: str) -> list[k8s.core.v1.EnvVarArgs]:
-            return [
-                *common_env,
-                kube.secret_env("DBHOST", db_credentials.secret_name, "url"),
-                *kube.literal_env({"DBNAME": service, "VIEWED_QUEUE": f"{service}.viewed"}),
-            ]
-
         tag = settings.image_tag or ""
 
         def spec(service: str, env: list[k8s.core.v1.EnvVarArgs], **extra: Any) -> MicroserviceSpec:
@@ -142,23 +160,13 @@ class FlixTube(pulumi.ComponentResource):
                 max_replicas=settings.video_streaming_max_replicas,
             ),
             instance,
-            opts=after_backing,
+            opts=opts,
         )
         for service in (HISTORY, RECOMMENDATIONS):
-            Microservice(
-                spec(service, consumer_env(service), worker_module=f"{service}.worker"),
-                instance,
-                opts=after_backing,
-            )
-
-        NetworkPolicies(
-            "network-policies",
-            instance,
-            workloads=(VIDEO_STREAMING, HISTORY, RECOMMENDATIONS, RABBIT, DB),
-            flows=FLOWS,
-            public={VIDEO_STREAMING: HTTP_PORT},
-            opts=in_namespace,
-        )
-
-        self.video_streaming_url = video_streaming.service.status.apply(public_url)
-        self.register_outputs({"videoStreamingUrl": self.video_streaming_url})
+            consumer_env = [
+                *common_env,
+                kube.secret_env("DBHOST", db_secret, "url"),
+                *kube.literal_env({"DBNAME": service, "VIEWED_QUEUE": f"{service}.viewed"}),
+            ]
+            Microservice(spec(service, consumer_env, worker_module=f"{service}.worker"), instance, opts=opts)
+        return video_streaming
