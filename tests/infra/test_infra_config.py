@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from infra.config import MONGO_IMAGE, RABBIT_IMAGE, ConfigError, Settings, parse
-from tests.infra.capture import stack_config
+from tests.infra.capture import ROOT, stack_config
 
 
 def settings_of(stack: str, **overrides: str) -> Settings:
@@ -91,3 +94,24 @@ def test_a_missing_required_setting_is_named(key: str):
 def test_the_location_is_required(location: str | None):
     with pytest.raises(ConfigError, match="azure-native:location"):
         parse({}, location=location, stack="dev")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("flixtube:nodeCount=three", "config flixtube:nodeCount: expected a whole number from 1 to 100"),
+        ("flixtube:nodeCuont=3", "config flixtube:nodeCuont: unknown setting"),
+    ],
+)
+def test_the_program_stops_on_a_bad_setting_before_creating_anything(setting: str, message: str):
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.infra.capture", "dev", setting],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert result.stdout == ""

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import copy
+import signal
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
 import yaml
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from policy.rules import POLICIES
@@ -163,3 +169,36 @@ def test_a_broken_resource_is_reported_by_its_rule(breakage: str, dev: Captured)
     assert rule in found, f"{breakage} was not caught: {found}"
     also = {"k8s-default-deny-network"} if breakage == "default namespace" else set()
     assert set(found) == {rule} | also, f"{breakage} tripped other rules too: {found}"
+
+
+def analyze_with_the_served_pack(resource_type: str, properties: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Start the pack as Pulumi does (it serves the Analyzer protocol on a loopback port) and ask it."""
+    process = subprocess.Popen(
+        [sys.executable, "policy"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(process.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=60)
+            struct = struct_pb2.Struct()
+            struct.update(properties)
+            request = analyzer_pb2.AnalyzeRequest(
+                type=resource_type,
+                properties=struct,
+                urn=f"urn:pulumi:dev::flixtube::{resource_type}::x",
+                name="x",
+            )
+            response = stub.Analyze(request, timeout=60)
+        return {policy.name for policy in info.policies}, {d.policyName for d in response.diagnostics}
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+
+
+def test_the_pack_serves_every_rule_and_reports_a_violation():
+    served, reported = analyze_with_the_served_pack(
+        "azure-native:containerregistry:Registry", {"adminUserEnabled": True, "sku": {"name": "Basic"}}
+    )
+    assert served == {policy.name for policy in POLICIES}
+    assert reported == {"acr-no-admin-user"}
