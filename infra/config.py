@@ -30,7 +30,8 @@ ZONES = ("1", "2", "3")
 _K8S_VERSION = re.compile(r"^1\.\d{2}(\.\d{1,3})?$")
 _VM_SIZE = re.compile(r"^Standard_[A-Za-z0-9_]+$")
 _LOCATION = re.compile(r"^[a-z][a-z0-9]+$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+"""An image tag that is also a valid label value (app.kubernetes.io/version): at most 63 characters."""
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 T = TypeVar("T")

@@ -61,6 +61,8 @@ def test_backing_images_default_to_the_compose_pins():
         ("registrySku", "basic"),
         ("imageTag", "latest"),
         ("imageTag", "has space"),
+        ("imageTag", "a" * 64),
+        ("imageTag", "ends-with-dash-"),
         ("replicas", "-1"),
         ("videoStreamingMaxReplicas", "1"),
         ("podDisruptionBudgets", "yes"),
