@@ -149,3 +149,39 @@ def test_a_preview_registers_the_same_resources(captures: dict[str, Captured]):
     preview = captures["prod-preview"]
     assert preview.counts() == captures["prod"].counts()
     assert preview.outputs["kubeconfig"]["secret"] is True
+
+
+PLATFORM_COUNTS = {
+    "azure-native:authorization:RoleAssignment": 1,
+    "azure-native:containerregistry:Registry": 1,
+    "azure-native:containerservice:ManagedCluster": 1,
+    "azure-native:resources:ResourceGroup": 1,
+    "flixtube:platform:Platform": 1,
+    "pulumi:providers:kubernetes": 1,
+    "random:index/randomString:RandomString": 1,
+}
+APP_COUNTS = {
+    "flixtube:app:BackingService": 2,
+    "flixtube:app:Credentials": 2,
+    "flixtube:app:FlixTube": 1,
+    "flixtube:app:Microservice": 3,
+    "flixtube:app:NetworkPolicies": 1,
+    "kubernetes:apps/v1:Deployment": 3,
+    "kubernetes:apps/v1:StatefulSet": 2,
+    "kubernetes:core/v1:Namespace": 1,
+    "kubernetes:core/v1:Secret": 2,
+    "kubernetes:core/v1:Service": 5,
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": 7,
+    "random:index/randomPassword:RandomPassword": 2,
+}
+PROD_EXTRA = {
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": 1,
+    "kubernetes:policy/v1:PodDisruptionBudget": 3,
+}
+
+
+def test_what_each_stack_creates(captures: dict[str, Captured]):
+    """The inventory the docs and the closing note quote: resources per type."""
+    assert captures["dev-platform"].counts() == captures["prod-platform"].counts() == PLATFORM_COUNTS
+    assert captures["dev"].counts() == dict(sorted({**PLATFORM_COUNTS, **APP_COUNTS}.items()))
+    assert captures["prod"].counts() == dict(sorted({**PLATFORM_COUNTS, **APP_COUNTS, **PROD_EXTRA}.items()))
