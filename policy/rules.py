@@ -18,6 +18,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+REGISTRY = "azure-native:containerregistry:Registry"
+CLUSTER = "azure-native:containerservice:ManagedCluster"
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 PUBLIC_SERVICES = frozenset({"video-streaming"})
 """The only Services that may be reachable from outside the cluster."""
 NETWORK_POLICY_ENGINES = frozenset({"cilium", "calico", "azure"})
@@ -165,6 +168,21 @@ def _default_deny(resources: list[Resource]) -> Iterator[str]:
         yield f"namespace {namespace} has pods but no default-deny NetworkPolicy"
 
 
+def _acr_pull(resources: list[Resource]) -> Iterator[str]:
+    """Where a stack has a registry and a cluster, the nodes get AcrPull (and so need no registry secret)."""
+    types = {r.resource_type for r in resources}
+    if not {REGISTRY, CLUSTER} <= types:
+        return
+    grants = [
+        r
+        for r in resources
+        if r.resource_type == "azure-native:authorization:RoleAssignment"
+        and str(r.props.get("roleDefinitionId", "")).endswith(f"/roleDefinitions/{ACR_PULL_ROLE}")
+    ]
+    if not grants:
+        yield "the cluster's kubelet identity needs AcrPull on the registry"
+
+
 def _kubernetes_object(resource_type: str) -> bool:
     return resource_type.startswith("kubernetes:") and not resource_type.startswith("kubernetes:helm")
 
@@ -172,12 +190,12 @@ def _kubernetes_object(resource_type: str) -> bool:
 RESOURCE_CHECKS: dict[str, tuple[str, Callable[[str], bool], Check]] = {
     "acr-no-admin-user": (
         "The container registry has no admin user and no anonymous pull.",
-        lambda t: t == "azure-native:containerregistry:Registry",
+        lambda t: t == REGISTRY,
         _registry,
     ),
     "aks-secure-cluster": (
         "AKS runs with a managed identity, RBAC, a network policy engine and a configured version.",
-        lambda t: t == "azure-native:containerservice:ManagedCluster",
+        lambda t: t == CLUSTER,
         _cluster,
     ),
     "k8s-explicit-provider": (
@@ -216,9 +234,12 @@ def _resource_policy(name: str, description: str, applies: Callable[[str], bool]
     )
 
 
-def _stack_policy(args: Any, report_violation: ReportViolation) -> None:
-    for message in _default_deny(list(args.resources)):
-        report_violation(message, None)
+def _stack_policy(check: Callable[[list[Resource]], Iterator[str]]) -> Callable[[Any, ReportViolation], None]:
+    def validate(args: Any, report_violation: ReportViolation) -> None:
+        for message in check(list(args.resources)):
+            report_violation(message, None)
+
+    return validate
 
 
 POLICIES: list[Any] = [
@@ -226,7 +247,13 @@ POLICIES: list[Any] = [
     StackValidationPolicy(
         name="k8s-default-deny-network",
         description="Each namespace with pods denies all traffic by default.",
-        validate=_stack_policy,
+        validate=_stack_policy(_default_deny),
+        enforcement_level=EnforcementLevel.MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="aks-acr-pull",
+        description="The cluster's nodes pull from the registry through an AcrPull role assignment.",
+        validate=_stack_policy(_acr_pull),
         enforcement_level=EnforcementLevel.MANDATORY,
     ),
 ]

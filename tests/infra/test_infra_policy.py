@@ -153,6 +153,10 @@ BREAKAGES: dict[str, tuple[Callable[[list[Args]], None], str]] = {
         "k8s-only-video-streaming-public",
     ),
     "standalone claim": (lambda r: r.append(standalone_claim(r)), "k8s-no-standalone-volume-claims"),
+    "no AcrPull": (
+        lambda r: r.remove(find(r, "azure-native:authorization:RoleAssignment")),
+        "aks-acr-pull",
+    ),
     "no default deny": (
         lambda r: r.remove(find(r, "NetworkPolicy", "default-deny")),
         "k8s-default-deny-network",
