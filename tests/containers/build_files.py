@@ -30,12 +30,6 @@ def package(service: str) -> str:
     return service.replace("-", "_")
 
 
-def service_code_is_here(service: str) -> bool:
-    """The service code is written on main while the container files are built on their own branch;
-    tests that need it skip (saying so) until the two meet."""
-    return (SERVICES_DIR / service / package(service) / "__init__.py").is_file()
-
-
 # --- Dockerfile ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,208 @@
+"""The Kubernetes workloads under mocks: names, exposure, containers, environment, secrets, scaling."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.infra.capture import PASSWORD_PREFIX, Captured
+from tests.infra.conftest import IMAGE_TAG
+
+SERVICES = ("video-streaming", "history", "recommendations")
+CONSUMERS = ("history", "recommendations")
+BACKING_IMAGES = {"rabbit": "rabbitmq:4.1.4-management", "db": "mongo:8.0.12"}
+SERVICE_PORTS = {"rabbit": 5672, "db": 27017, "video-streaming": 80, "history": 80, "recommendations": 80}
+CONTRACT_ENV = {
+    # Required by the contract (names from CONTRACT.md), plus the optional queue name.
+    "video-streaming": {"PORT", "RABBIT", "VIEWED_MESSAGING", "HISTORY_URL"},
+    "history": {"PORT", "RABBIT", "VIEWED_MESSAGING", "DBHOST", "DBNAME", "VIEWED_QUEUE"},
+    "recommendations": {"PORT", "RABBIT", "VIEWED_MESSAGING", "DBHOST", "DBNAME", "VIEWED_QUEUE"},
+}
+KNOWN_ENV = {"PORT", "RABBIT", "VIEWED_MESSAGING", "HISTORY_URL", "VIDEOS_DIR", "DBHOST", "DBNAME"}
+KNOWN_ENV |= {"VIEWED_QUEUE", "WEB_CONCURRENCY", "GUNICORN_THREADS", "HEARTBEAT_FILE"}
+SECRET_ENV = {"RABBIT", "DBHOST"}
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def test_everything_lives_in_the_flixtube_namespace(deployed: Captured):
+    namespace = deployed.manifest("Namespace", "flixtube")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for manifest in deployed.manifests():
+        if manifest["kind"] != "Namespace":
+            assert manifest["metadata"]["namespace"] == "flixtube", manifest["metadata"]["name"]
+
+
+def test_services_have_the_names_pods_dial_and_only_video_streaming_is_public(deployed: Captured):
+    services = {manifest["metadata"]["name"]: manifest["spec"] for manifest in deployed.manifests("Service")}
+    assert set(services) == set(SERVICE_PORTS)
+    for name, spec in services.items():
+        assert [port["port"] for port in spec["ports"]] == [SERVICE_PORTS[name]]
+        assert spec["type"] == ("LoadBalancer" if name == "video-streaming" else "ClusterIP"), name
+        assert all("nodePort" not in port for port in spec["ports"])
+    for manifest in deployed.manifests():
+        assert manifest["kind"] not in ("Ingress", "Gateway", "HTTPRoute")
+
+
+def test_microservices_are_deployments_and_backing_services_stateful_sets(deployed: Captured):
+    deployments = {manifest["metadata"]["name"] for manifest in deployed.manifests("Deployment")}
+    stateful = {manifest["metadata"]["name"]: manifest for manifest in deployed.manifests("StatefulSet")}
+    assert deployments == set(SERVICES)
+    assert set(stateful) == set(BACKING_IMAGES)
+    for name, manifest in stateful.items():
+        assert manifest["spec"]["serviceName"] == name
+        (claim,) = manifest["spec"]["volumeClaimTemplates"]
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert claim["spec"]["resources"]["requests"]["storage"].endswith("Gi")
+        mounts = {mount["name"] for mount in pod_spec(manifest)["containers"][0]["volumeMounts"]}
+        assert claim["metadata"]["name"] in mounts
+    assert deployed.manifests("PersistentVolumeClaim") == []  # standalone PVCs deadlock on AKS
+
+
+def test_images_are_pinned(deployed: Captured):
+    registry = deployed.outputs["registryLoginServer"]["value"]
+    for workload, container in deployed.containers():
+        image = container["image"]
+        assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1]
+        if workload in BACKING_IMAGES:
+            assert image == BACKING_IMAGES[workload]
+        else:
+            assert image == f"{registry}/{workload}:{IMAGE_TAG}"
+
+
+def test_every_container_has_probes_resources_and_the_restricted_context(deployed: Captured):
+    for workload, container in deployed.containers():
+        where = f"{workload}/{container['name']}"
+        assert "readinessProbe" in container and "livenessProbe" in container, where
+        for kind in ("requests", "limits"):
+            assert set(container["resources"][kind]) == {"cpu", "memory"}, where
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] > 0, where
+        assert context["allowPrivilegeEscalation"] is False and context["privileged"] is False, where
+        assert context["capabilities"] == {"drop": ["ALL"]}, where
+        assert context["readOnlyRootFilesystem"] is True, where
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+    for workload in deployed.workloads():
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["automountServiceAccountToken"] is False
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & set(spec)
+
+
+def test_web_containers_listen_on_8080_with_health_endpoints(deployed: Captured):
+    for workload in deployed.manifests("Deployment"):
+        web = next(c for c in pod_spec(workload)["containers"] if c["name"] == "web")
+        assert web["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        assert "command" not in web and "args" not in web  # the image's gunicorn CMD
+        assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert env_of(web)["PORT"]["value"] == "8080"
+
+
+def test_consumers_run_beside_the_web_container_with_a_heartbeat_probe(deployed: Captured):
+    for workload in deployed.manifests("Deployment"):
+        name = workload["metadata"]["name"]
+        containers = {c["name"]: c for c in pod_spec(workload)["containers"]}
+        if name not in CONSUMERS:
+            assert set(containers) == {"web"}
+            continue
+        worker = containers["worker"]
+        assert worker["image"] == containers["web"]["image"]
+        assert worker["command"] == ["python", "-m", f"{name}.worker"]
+        assert env_of(worker)["HEARTBEAT_FILE"]["value"] == "/tmp/alive"
+        check = worker["livenessProbe"]["exec"]["command"]
+        assert check[:2] == ["python", "-c"] and "/tmp/alive" in check[2] and ">60" in check[2]
+        assert {m["mountPath"] for m in worker["volumeMounts"]} == {"/tmp"}
+
+
+def test_environment_matches_the_contract(deployed: Captured):
+    for workload in deployed.manifests("Deployment"):
+        name = workload["metadata"]["name"]
+        for container in pod_spec(workload)["containers"]:
+            env = env_of(container)
+            assert CONTRACT_ENV[name] <= set(env), f"{name}/{container['name']}"
+            assert set(env) <= KNOWN_ENV, f"{name}/{container['name']}: {set(env) - KNOWN_ENV}"
+            assert env["VIEWED_MESSAGING"]["value"] == "fanout"
+            for secret in SECRET_ENV & set(env):
+                assert "value" not in env[secret] and "secretKeyRef" in env[secret]["valueFrom"]
+            if name in CONSUMERS:
+                assert env["DBNAME"]["value"] == name
+                assert env["VIEWED_QUEUE"]["value"] == f"{name}.viewed"
+            else:
+                assert env["HISTORY_URL"]["value"] == "http://history"
+
+
+def test_generated_credentials_build_the_connection_urls(deployed: Captured):
+    secrets = {m["metadata"]["name"]: m["stringData"] for m in deployed.manifests("Secret")}
+    rabbit, db = secrets["rabbit-credentials"], secrets["db-credentials"]
+    for credentials in (rabbit, db):
+        assert credentials["password"].startswith(PASSWORD_PREFIX)  # from pulumi-random
+        assert credentials["username"] not in ("guest", "admin", "root")
+    assert rabbit["url"] == f"amqp://{rabbit['username']}:{rabbit['password']}@rabbit:5672"
+    assert db["url"] == f"mongodb://{db['username']}:{db['password']}@db:27017/?authSource=admin"
+    assert rabbit["password"] != db["password"]
+
+
+def test_backing_services_read_their_credentials_from_the_secrets(deployed: Captured):
+    expected = {
+        "rabbit": ("rabbit-credentials", {"RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"}),
+        "db": ("db-credentials", {"MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD"}),
+    }
+    for workload, container in deployed.containers():
+        if workload in expected:
+            secret, names = expected[workload]
+            env = env_of(container)
+            assert set(env) == names
+            assert {entry["valueFrom"]["secretKeyRef"]["name"] for entry in env.values()} == {secret}
+
+
+def test_no_plaintext_password_in_any_workload_or_service(deployed: Captured):
+    for manifest in deployed.manifests():
+        if manifest["kind"] != "Secret":
+            assert PASSWORD_PREFIX not in str(manifest), manifest["metadata"]["name"]
+            assert not re.search(r"guest:guest|://[^/@\s]+:[^/@\s]+@", str(manifest))
+
+
+def test_recommended_labels_everywhere(deployed: Captured):
+    for manifest in deployed.workloads() + deployed.manifests("Service"):
+        labels = manifest["metadata"]["labels"]
+        for key in ("name", "instance", "component", "version", "part-of", "managed-by"):
+            assert f"app.kubernetes.io/{key}" in labels, manifest["metadata"]["name"]
+        assert labels["app.kubernetes.io/part-of"] == "flixtube"
+
+
+def test_rolling_updates_never_drop_below_the_replica_count(deployed: Captured):
+    for workload in deployed.manifests("Deployment"):
+        assert workload["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_replicas_budgets_and_autoscaler_per_stack(stack: str, captures: dict[str, Captured]):
+    captured = captures[stack]
+    deployments = {m["metadata"]["name"]: m for m in captured.manifests("Deployment")}
+    budgets = {m["metadata"]["name"]: m for m in captured.manifests("PodDisruptionBudget")}
+    autoscalers = captured.manifests("HorizontalPodAutoscaler")
+    if stack == "dev":
+        assert budgets == {} and autoscalers == []
+        assert all(d["spec"]["replicas"] == 1 for d in deployments.values())
+        return
+    assert set(budgets) == set(SERVICES)
+    assert all(b["spec"]["maxUnavailable"] == 1 for b in budgets.values())
+    (autoscaler,) = autoscalers
+    assert autoscaler["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "video-streaming",
+    }
+    assert 2 <= autoscaler["spec"]["minReplicas"] < autoscaler["spec"]["maxReplicas"]
+    assert "replicas" not in deployments["video-streaming"]["spec"]  # the HPA owns it
+    assert (
+        deployments["history"]["spec"]["replicas"] == deployments["recommendations"]["spec"]["replicas"] == 2
+    )
