@@ -3,6 +3,7 @@ their Procfiles, a generated video, wrk runs, resident memory, and the table + J
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -13,7 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,17 @@ def service(
 
 
 def make_video(folder: Path, name: str = "bench.mp4", mib: int = 8) -> Path:
-    """A real H.264 video of about `mib` MiB, made by ffmpeg (kept out of the repository)."""
+    """A real H.264 video of about `mib` MiB, made by ffmpeg (kept out of the repository).
+
+    Without ffmpeg, `mib` MiB of random bytes: the servers send bytes and never look inside.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
+    if shutil.which("ffmpeg") is None:
+        print("ffmpeg not found: the benchmark video is random bytes (apt-get install ffmpeg for a real one)")
+        target.write_bytes(os.urandom(mib * MIB))
+        target.chmod(0o644)
+        return target
     seconds = 8
     subprocess.run(
         [
@@ -421,6 +430,37 @@ class RssSampler:
 
 def service_processes(services: Sequence[Service]) -> list[tuple[str, psutil.Process]]:
     return [(f"{s.name}.{s.kind} {describe(p)}", p) for s in services for p in s.processes()]
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data, video)")
+    return parser
+
+
+def add_load_options(parser: argparse.ArgumentParser, seconds: float, seconds_help: str) -> None:
+    """The wrk load every stream benchmark drives: duration, connections, threads, video size."""
+    parser.add_argument(
+        "--seconds", type=float, default=seconds, help=f"{seconds_help} (default {seconds:g})"
+    )
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--mib", type=int, default=8, help="size of the generated video in MiB (default 8)")
+
+
+def run_main(
+    argv: list[str] | None,
+    parse: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    report: Callable[[argparse.Namespace, dict[str, Any]], dict[str, Any]],
+) -> int:
+    """Parse, run, print the report's tables and, as the last line, its figures as JSON."""
+    args = parse(argv)
+    emit_json(report(args, run(args)))
+    return 0
 
 
 # --- output ------------------------------------------------------------------------------------

@@ -24,14 +24,8 @@ LOADS = (("start", 64 * 1024), ("range", MIB), ("full", 0))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=10, help="seconds per kind of load (default 10)")
-    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--mib", type=int, default=8, help="size of the generated video in MiB (default 8)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
+    parser = harness.argument_parser(__doc__)
+    harness.add_load_options(parser, 10, "seconds per kind of load")
     return parser.parse_args(argv)
 
 
@@ -97,9 +91,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    harness.emit_json(report(args, run(args)))
-    return 0
+    return harness.run_main(argv, parse, run, report)
 
 
 if __name__ == "__main__":

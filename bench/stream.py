@@ -32,14 +32,9 @@ VIEW_QUEUE = "history.viewed"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (default 3)")
-    parser.add_argument("--seconds", type=float, default=5, help="seconds per server per round (default 5)")
-    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--mib", type=int, default=8, help="size of the generated video in MiB (default 8)")
+    harness.add_load_options(parser, 5, "seconds per server per round")
     parser.add_argument("--span", type=int, default=MIB, help="bytes per range request (default 1 MiB)")
     parser.add_argument(
         "--start-span", type=int, default=64 * 1024, help="bytes per playback-start request (default 64 KiB)"
@@ -55,7 +50,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(SCENARIOS),
         help=f"comma-separated scenarios to run (default all: {','.join(SCENARIOS)})",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, video)")
     args = parser.parse_args(argv)
     args.only = [name for name in SCENARIOS if name in args.only.split(",")]
     return args
@@ -300,10 +294,7 @@ def command(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    result = run(args)
-    harness.emit_json(report(args, result))
-    return 0
+    return harness.run_main(argv, parse, run, report)
 
 
 if __name__ == "__main__":

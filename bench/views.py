@@ -37,16 +37,13 @@ QUEUE = "history.viewed"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = harness.argument_parser(__doc__)
     parser.add_argument("--views", type=int, default=3000, help="views per round (default 3000)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating raw/e2e rounds (default 3)")
     parser.add_argument(
         "--latency-seconds", type=float, default=5, help="length of the paced latency phase (default 5)"
     )
     parser.add_argument("--timeout", type=float, default=120, help="give up on a round after this long")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, data)")
     return parser.parse_args(argv)
 
 
@@ -311,9 +308,7 @@ def _r(values: list[float], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    harness.emit_json(report(args, run(args)))
-    return 0
+    return harness.run_main(argv, parse, run, report)
 
 
 if __name__ == "__main__":
