@@ -5,9 +5,10 @@ for the broker or for history. While the transport is down, views wait in the ou
 order once it is back; a full outbox drops the view, logged as an error and counted.
 
 A transport that can carry several views at once (`send_many`, e.g. publishing a batch and waiting for
-all its confirms together) gets what is waiting, up to `batch_size` views, after lingering a few
-milliseconds for more; a failed batch is retried whole (delivery is at least once, and the viewId makes
-a repeat harmless).
+all its confirms together) gets what is waiting, up to `batch_size` views. After a batch of several
+views that was not full, the thread rests 50 ms, so a busy process sends fewer, larger batches (less
+work for it and for the broker), while views that come one at a time still leave at once. A failed
+batch is retried whole (delivery is at least once, and the viewId makes a repeat harmless).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Outbox:
         idle_tick: float = 1.0,
         *,
         batch_size: int = 100,
-        linger: float = 0.005,
+        linger: float = 0.05,
     ) -> None:
         self.transport = transport
         self.max_attempts = max_attempts
@@ -133,10 +134,11 @@ class Outbox:
                         break
                     self._poll()
                     continue
-                if self._batch_size > 1 and not self._stopping() and self._queue.qsize() < self._batch_size:
-                    time.sleep(self._linger)  # a few ms more make a batch of what arrives meanwhile
                 pending += self._take(self._batch_size - 1)
             if self._deliver(pending):
+                if 1 < len(pending) < self._batch_size and self._queue.qsize() < self._batch_size:
+                    # Busy: what arrives meanwhile waits in the queue for the next batch (close() ends it).
+                    self._wake.wait(self._linger)
                 pending, attempts = [], 0
                 continue
             attempts += 1
