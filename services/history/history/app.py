@@ -8,10 +8,11 @@ import pymongo
 from flask import Flask, Response, abort, jsonify, request
 from pymongo.errors import PyMongoError
 
-from flixtube_common import config, logs, web
+from flixtube_common import config, logs, pages, web
 from flixtube_common.store import StoreUnavailable, ViewStore
 from flixtube_common.subscriber import SubscriberSettings, add_readiness_checks
 from flixtube_common.views import InvalidView, View, iso_utc
+from history import page
 
 SERVICE = "history"
 LOGGER = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def create_app(env: config.Env | None = None, views: ViewStore | None = None) ->
     settings = load_settings(config.environ() if env is None else env)
     views = views or settings.open_store()
     app = web.create_base_app(__name__, SERVICE)
+    pages.register(app, page.blueprint)
     add_readiness_checks(app, settings, views)
 
     @app.post("/viewed")

@@ -9,9 +9,10 @@ from __future__ import annotations
 from flask import Flask, Response, abort, jsonify
 from pymongo.errors import PyMongoError
 
-from flixtube_common import config, logs, web
+from flixtube_common import config, logs, pages, web
 from flixtube_common.store import ViewStore
 from flixtube_common.subscriber import SubscriberSettings, add_readiness_checks
+from recommendations import page
 
 SERVICE = "recommendations"
 MAX_LIMIT = 100
@@ -30,6 +31,7 @@ def create_app(env: config.Env | None = None, views: ViewStore | None = None) ->
     settings = load_settings(config.environ() if env is None else env)
     views = views or settings.open_store()
     app = web.create_base_app(__name__, SERVICE)
+    pages.register(app, page.blueprint)
     add_readiness_checks(app, settings, views)
 
     @app.get("/recommendations")
