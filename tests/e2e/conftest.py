@@ -1,0 +1,231 @@
+"""The whole app, started the way `make run` starts it, and a real browser to use it with.
+
+Every Procfile line runs through `devtools.procfile.start` on free ports, in `fanout` mode against
+the local RabbitMQ (in a fresh vhost) and a fresh nx-27017, serving the repository's sample videos:
+the tests see what a person sees after `make run`. Everything is torn down at the end; process output
+stays in `test-results/e2e-logs/` for when something fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from devtools.procfile import (
+    LOCAL_RABBIT,
+    ROOT,
+    SERVICES,
+    free_port,
+    mongo_command,
+    rabbit_reachable,
+    read_procfile,
+    start,
+    stop,
+    wait_for_http,
+    wait_for_port,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+RESULTS = ROOT / "test-results"
+LOGS = RESULTS / "e2e-logs"
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def rabbitmqctl(*args: str) -> str:
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=120
+    )
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """The started app: each service's base URL (no trailing slash) and what the tests ask of it."""
+
+    video_streaming: str
+    history: str
+    recommendations: str
+    vhost: str
+    videos_dir: Path
+
+    def history_views(self, video: str) -> int:
+        rows = get_json(f"{self.history}/history?limit=1000")["history"]
+        return sum(row["videoPath"] == video for row in rows)
+
+    def recommended_views(self, video: str) -> int:
+        rows = get_json(f"{self.recommendations}/recommendations?limit=100")["recommendations"]
+        return next((row["views"] for row in rows if row["videoPath"] == video), 0)
+
+    def views_sent(self) -> int:
+        return get_json(f"{self.video_streaming}/stats")["views"]["sent"]
+
+    def settled(self, sent: int) -> bool:
+        """Whether `sent` views left video-streaming and every queue is drained (so all are stored)."""
+        stats = get_json(f"{self.video_streaming}/stats")["views"]
+        if stats["sent"] < sent or stats["buffered"]:
+            return False
+        queues = json.loads(
+            rabbitmqctl("list_queues", "-p", self.vhost, "name", "messages", "--formatter=json")
+        )
+        return all(queue["messages"] == 0 for queue in queues if queue["name"].endswith(".viewed"))
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+        time.sleep(0.1)
+    return value
+
+
+def start_logged(service: str, kind: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with (LOGS / f"{service}.{kind}.log").open("ab") as output:
+        # This checkout's shared package, whichever one .venv's editable install points at.
+        path = os.pathsep.join(
+            filter(None, [str(ROOT / "libs/flixtube_common/src"), os.environ.get("PYTHONPATH")])
+        )
+        return start(service, kind, {**env, "PYTHONPATH": path}, output)
+
+
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    """A fresh vhost on the local broker, deleted afterwards with everything declared in it."""
+    if not rabbit_reachable():
+        pytest.fail(f"RabbitMQ does not answer at {LOCAL_RABBIT} (scripts/setup starts it)")
+    name = f"e2e-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield name
+    finally:
+        rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    shutil.rmtree(LOGS, ignore_errors=True)
+    LOGS.mkdir(parents=True)
+    port = free_port()
+    with (LOGS / "db.log").open("wb") as output:
+        command = mongo_command(port, tmp_path_factory.mktemp("mongo"))
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port)
+        yield f"mongodb://127.0.0.1:{port}"
+    finally:
+        stop(server)
+
+
+@pytest.fixture(scope="session")
+def app(vhost: str, db_url: str) -> Iterator[RunningApp]:
+    """Every Procfile line of every service, as `make run` starts them (in fanout mode)."""
+    ports = {service: free_port() for service in SERVICES}
+    url = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
+    common = {
+        "VIEWED_MESSAGING": "fanout",
+        "RABBIT": f"{LOCAL_RABBIT}/{vhost}",
+        "DBHOST": db_url,
+        "HISTORY_URL": url["history"],
+        "WEB_CONCURRENCY": "1",
+    }
+    processes = []
+    try:
+        for service in SERVICES:
+            for kind in read_procfile(service):
+                processes.append(start_logged(service, kind, {**common, "PORT": str(ports[service])}))
+        for base in url.values():
+            wait_for_http(f"{base}/readyz", timeout=60)
+        yield RunningApp(
+            video_streaming=url["video-streaming"],
+            history=url["history"],
+            recommendations=url["recommendations"],
+            vhost=vhost,
+            videos_dir=ROOT / "services/video-streaming/videos",
+        )
+    finally:
+        for process in processes:
+            stop(process)
+
+
+@pytest.fixture
+def lone_player(app: RunningApp, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A second video-streaming (web line only, `http` mode) serving an empty folder of the test's own."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    port = free_port()
+    env = {
+        "PORT": str(port),
+        "VIEWED_MESSAGING": "http",
+        "HISTORY_URL": app.history,
+        "VIDEOS_DIR": str(videos),
+    }
+    process = start_logged("video-streaming", "web", env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
+        yield f"http://127.0.0.1:{port}", videos
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM} (scripts/setup installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context(viewport={"width": 960, "height": 720})
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    """A page that must get through its test without script errors or console errors (e.g. CSP)."""
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    yield page
+    assert not problems, problems
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest) -> Path:
+    """This test's own folder under test-results/, for screenshots."""
+    folder = RESULTS / re.sub(r"[^\w.-]+", "-", request.node.nodeid).strip("-")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
