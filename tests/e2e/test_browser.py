@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Response, expect
 
-from tests.e2e.conftest import RunningApp, get_json, wait_until
+from tests.e2e.stack import RunningApp, get_json, wait_until
 
 VIDEO = "zoom.webm"  # the largest sample: a seek to its middle lands beyond what has been downloaded
 SEEK_TO_MIDDLE = (
