@@ -51,7 +51,9 @@ def range_start(response: Response) -> int | None:
 def test_every_video_is_listed_with_its_size(app: RunningApp, page: Page) -> None:
     on_disk = {file.name: file.stat().st_size for file in app.videos_dir.iterdir()}
     assert len(on_disk) >= 2
-    page.goto(f"{app.video_streaming}/")
+    response = page.goto(f"{app.video_streaming}/")
+    assert response is not None
+    assert "default-src 'self'" in response.headers["content-security-policy"]  # only its own files
     expect(page.locator("#library")).to_have_attribute("data-state", "loaded")
     rows = page.locator("#library li")
     expect(rows).to_have_count(len(on_disk))
@@ -158,12 +160,13 @@ def test_history_and_recommendations_pages_list_the_views(app: RunningApp, page:
 
 
 @pytest.mark.parametrize("service", ["video_streaming", "history", "recommendations"])
-def test_pages_fit_a_phone_screen(app: RunningApp, browser: Browser, service: str) -> None:
+def test_pages_fit_a_phone_screen(app: RunningApp, browser: Browser, service: str, output_dir: Path) -> None:
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     try:
         page = context.new_page()
         page.goto(f"{getattr(app, service)}/")
         expect(page.locator("section[data-state]").last).not_to_have_attribute("data-state", "loading")
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+        page.screenshot(path=output_dir / "phone.png", full_page=True)
     finally:
         context.close()
