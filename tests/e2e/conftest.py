@@ -30,7 +30,7 @@ from devtools.procfile import (
     wait_for_http,
     wait_for_port,
 )
-from tests.e2e.stack import LOGS, RESULTS, RunningApp, rabbitmqctl, start_logged
+from tests.e2e.stack import RunningApp, rabbitmqctl, start_logged
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+RESULTS = ROOT / "test-results"
+LOGS = RESULTS / "e2e-logs"
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +60,17 @@ def vhost() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def logs() -> Path:
+    """Where every started process writes its output, emptied at the start of the session."""
     shutil.rmtree(LOGS, ignore_errors=True)
     LOGS.mkdir(parents=True)
+    return LOGS
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory, logs: Path) -> Iterator[str]:
     port = free_port()
-    with (LOGS / "db.log").open("wb") as output:
+    with (logs / "db.log").open("wb") as output:
         command = mongo_command(port, tmp_path_factory.mktemp("mongo"))
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -73,7 +81,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app(vhost: str, db_url: str) -> Iterator[RunningApp]:
+def app(vhost: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
     """Every Procfile line of every service, as `make run` starts them (in fanout mode)."""
     ports = {service: free_port() for service in SERVICES}
     url = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
@@ -88,7 +96,8 @@ def app(vhost: str, db_url: str) -> Iterator[RunningApp]:
     try:
         for service in SERVICES:
             for kind in read_procfile(service):
-                processes.append(start_logged(service, kind, {**common, "PORT": str(ports[service])}))
+                env = {**common, "PORT": str(ports[service])}
+                processes.append(start_logged(service, kind, env, logs))
         for base in url.values():
             wait_for_http(f"{base}/readyz", timeout=60)
         yield RunningApp(
@@ -104,7 +113,7 @@ def app(vhost: str, db_url: str) -> Iterator[RunningApp]:
 
 
 @pytest.fixture
-def lone_player(app: RunningApp, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def lone_player(app: RunningApp, tmp_path: Path, logs: Path) -> Iterator[tuple[str, Path]]:
     """A second video-streaming (web line only, `http` mode) serving an empty folder of the test's own."""
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -115,7 +124,7 @@ def lone_player(app: RunningApp, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         "HISTORY_URL": app.history,
         "VIDEOS_DIR": str(videos),
     }
-    process = start_logged("video-streaming", "web", env)
+    process = start_logged("video-streaming", "web", env, logs)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
         yield f"http://127.0.0.1:{port}", videos

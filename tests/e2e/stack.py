@@ -14,9 +14,6 @@ from typing import Any
 
 from devtools.procfile import ROOT, start
 
-RESULTS = ROOT / "test-results"
-LOGS = RESULTS / "e2e-logs"
-
 
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -72,8 +69,9 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30) -> 
     return value
 
 
-def start_logged(service: str, kind: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with (LOGS / f"{service}.{kind}.log").open("ab") as output:
+def start_logged(service: str, kind: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """Start one Procfile line with its output appended to `logs`/SERVICE.KIND.log."""
+    with (logs / f"{service}.{kind}.log").open("ab") as output:
         # This checkout's shared package, whichever one .venv's editable install points at.
         path = os.pathsep.join(
             filter(None, [str(ROOT / "libs/flixtube_common/src"), os.environ.get("PYTHONPATH")])

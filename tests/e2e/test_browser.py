@@ -18,10 +18,6 @@ SEEK_TO_MIDDLE = (
 SLOW_NETWORK = 100_000  # bytes per second: faster than the video plays, slower than loopback
 
 
-def current_time(page: Page) -> float:
-    return page.evaluate("() => document.getElementById('video').currentTime")
-
-
 def wait_for_time(page: Page, seconds: float) -> None:
     """Wait until the video has played past `seconds`."""
     page.wait_for_function("(t) => document.getElementById('video').currentTime > t", arg=seconds)
@@ -64,7 +60,7 @@ def test_every_video_is_listed_with_its_size(app: RunningApp, page: Page) -> Non
     expect(page.get_by_role("status").first).to_have_text(re.compile("Ready: press play"))
 
 
-def test_play_seek_and_count_views(app: RunningApp, page: Page, output_dir) -> None:
+def test_play_seek_and_count_views(app: RunningApp, page: Page, output_dir: Path) -> None:
     history_before, ranked_before = app.history_views(VIDEO), app.recommended_views(VIDEO)
     sent_before = app.views_sent()
     slow_down(page)
@@ -79,9 +75,7 @@ def test_play_seek_and_count_views(app: RunningApp, page: Page, output_dir) -> N
 
     # Seek to the middle: the browser asks for the bytes from there on, and gets them.
     with page.expect_response(lambda r: VIDEO in r.url and (range_start(r) or 0) > 0) as seeked:
-        middle = page.evaluate(
-            "() => { const v = document.getElementById('video'); return v.currentTime = v.duration / 2; }"
-        )
+        middle = page.evaluate(SEEK_TO_MIDDLE)
     size = (app.videos_dir / VIDEO).stat().st_size
     assert 0 < range_start(seeked.value) < size
     assert seeked.value.headers["content-range"].endswith(f"/{size}")

@@ -29,8 +29,10 @@ shared = Blueprint(
 
 
 def service_page(import_name: str, template: str, script: str, title: str) -> Blueprint:
-    """A blueprint serving `template` at `GET /`, with the service's own `static/` (where `script`,
-    the page's module, lives) under `/static/page/`."""
+    """A blueprint that renders `template` at `GET /` and serves the service's `static/` folder.
+
+    The folder, which holds `script` (the page's JavaScript module), is served under `/static/page/`.
+    """
     page = Blueprint(
         "page",
         import_name,
