@@ -18,6 +18,7 @@ import pika
 from pika.exceptions import AMQPError
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_SRC = ROOT / "libs" / "flixtube_common" / "src"
 SERVICES = ("video-streaming", "history", "recommendations")
 LOCAL_RABBIT = "amqp://guest:guest@127.0.0.1:5672"  # guest/guest: local development only
 
@@ -37,6 +38,8 @@ def process_env(extra: Mapping[str, str]) -> dict[str, str]:
     """This environment with the project's Python first on PATH, plus `extra`."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # The shared package of this checkout, whichever checkout the environment was installed from.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SHARED_SRC), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 

@@ -10,7 +10,7 @@ from pymongo.errors import PyMongoError
 
 from flixtube_common import config, logs, pages, web
 from flixtube_common.store import StoreUnavailable, ViewStore
-from flixtube_common.subscriber import SubscriberSettings, add_readiness_checks
+from flixtube_common.subscriber import SubscriberSettings, create_subscriber_app
 from flixtube_common.views import InvalidView, View, iso_utc
 from history import page
 
@@ -27,12 +27,8 @@ def load_settings(env: config.Env) -> SubscriberSettings:
 
 def create_app(env: config.Env | None = None, views: ViewStore | None = None) -> Flask:
     """Build the app from the environment (or `env`); tests may pass their own store."""
-    logs.configure(SERVICE)
-    settings = load_settings(config.environ() if env is None else env)
-    views = views or settings.open_store()
-    app = web.create_base_app(__name__, SERVICE)
+    app, views = create_subscriber_app(__name__, load_settings, env, views)
     pages.register(app, page.blueprint)
-    add_readiness_checks(app, settings, views)
 
     @app.post("/viewed")
     def viewed() -> tuple[Response, int]:

@@ -50,6 +50,21 @@ class SubscriberSettings:
         return store.ViewStore(store.client(self.db_url, self.service)[self.db_name][self.collection])
 
 
+def create_subscriber_app(
+    import_name: str,
+    load: Callable[[config.Env], SubscriberSettings],
+    env: config.Env | None,
+    views: store.ViewStore | None,
+) -> tuple[Flask, store.ViewStore]:
+    """The base app of a subscriber service, with its store (the given one, or MongoDB) and readiness."""
+    settings = load(config.environ() if env is None else env)
+    logs.configure(settings.service)
+    views = views or settings.open_store()
+    app = web.create_base_app(import_name, settings.service)
+    add_readiness_checks(app, settings, views)
+    return app, views
+
+
 def add_readiness_checks(app: Flask, settings: SubscriberSettings, views: store.ViewStore) -> None:
     """Ready = the database answers and, where this service consumes, its queue has a consumer."""
     web.add_readiness_check(app, "database", views.ping)

@@ -65,6 +65,10 @@ def query_int(name: str, default: int, cap: int) -> int:
 def _json_error(error: HTTPException) -> Response:
     response = jsonify(error=error.description)
     response.status_code = error.code or 500
+    # Keep what the error says in headers (Content-Range on a 416, Allow on a 405).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     return response
 
 
