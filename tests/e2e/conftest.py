@@ -14,9 +14,10 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from devtools.procfile import (
     LOCAL_RABBIT,
@@ -30,7 +31,7 @@ from devtools.procfile import (
     wait_for_http,
     wait_for_port,
 )
-from tests.e2e.stack import RunningApp, rabbitmqctl, start_logged
+from tests.e2e.stack import TIMEOUT_MS, MakeContext, RunningApp, rabbitmqctl, start_logged
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -136,6 +137,7 @@ def lone_player(app: RunningApp, tmp_path: Path, logs: Path) -> Iterator[tuple[s
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM} (scripts/setup installs Debian's chromium)")
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
@@ -143,11 +145,24 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 960, "height": 720})
-    context.set_default_timeout(15_000)
-    yield context
-    context.close()
+def make_context(browser: Browser) -> Iterator[MakeContext]:
+    """Fresh browser contexts (`browser.new_context` options), closed after the test."""
+    made: list[BrowserContext] = []
+
+    def make(**options: Any) -> BrowserContext:
+        context = browser.new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        context.close()
+
+
+@pytest.fixture
+def context(make_context: MakeContext) -> BrowserContext:
+    return make_context(viewport={"width": 960, "height": 720})
 
 
 @pytest.fixture

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import BrowserContext
+
 from devtools.procfile import ROOT, start
+
+TIMEOUT_MS = 15_000  # for every browser action and assertion: generous, for busy CI machines
+MakeContext = Callable[..., BrowserContext]  # the make_context fixture: new_context(**options)
 
 
 def get_json(url: str) -> Any:

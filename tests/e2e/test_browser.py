@@ -7,9 +7,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Page, Response, expect
 
-from tests.e2e.stack import RunningApp, get_json, wait_until
+from tests.e2e.stack import MakeContext, RunningApp, get_json, wait_until
 
 VIDEO = "zoom.webm"  # the largest sample: a seek to its middle lands beyond what has been downloaded
 SEEK_TO_MIDDLE = (
@@ -154,13 +154,12 @@ def test_history_and_recommendations_pages_list_the_views(app: RunningApp, page:
 
 
 @pytest.mark.parametrize("service", ["video_streaming", "history", "recommendations"])
-def test_pages_fit_a_phone_screen(app: RunningApp, browser: Browser, service: str, output_dir: Path) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
-    try:
-        page = context.new_page()
-        page.goto(f"{getattr(app, service)}/")
-        expect(page.locator("section[data-state]").last).not_to_have_attribute("data-state", "loading")
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
-        page.screenshot(path=output_dir / "phone.png", full_page=True)
-    finally:
-        context.close()
+def test_pages_fit_a_phone_screen(
+    app: RunningApp, make_context: MakeContext, service: str, output_dir: Path
+) -> None:
+    phone = make_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    page.goto(f"{getattr(app, service)}/")
+    expect(page.locator("section[data-state]").last).not_to_have_attribute("data-state", "loading")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=output_dir / "phone.png", full_page=True)
