@@ -51,7 +51,7 @@ def main() -> int:
     print(f"FlixTube ({mode} mode, MongoDB-wire server on 127.0.0.1:{DB_PORT}, data in .data/mongo)")
     for service, port in PORTS.items():
         print(f"  {service:16} http://localhost:{port}/")
-    print("  watch a video:   http://localhost:4000/video   views: http://localhost:4001/history")
+    print("  watch a video:   http://localhost:4000/   recent views: http://localhost:4001/")
     manager.loop()
     return manager.returncode or 0
 

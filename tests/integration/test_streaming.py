@@ -138,6 +138,21 @@ def test_conditional_requests_answer_304(stream: FlixTube) -> None:
     assert video(stream, **{"If-None-Match": '"other"'}).status_code == 200
 
 
+def test_validators_win_over_range(stream: FlixTube, viewed: list) -> None:
+    """RFC 9110: a current copy is 304 even for a ranged request, and so it is no playback start."""
+    first = video(stream, method="HEAD")
+    for validator in (
+        {"If-None-Match": first.headers["ETag"]},
+        {"If-Modified-Since": first.headers["Last-Modified"]},
+    ):
+        response = video(stream, Range="bytes=0-99", **validator)
+        assert response.status_code == 304
+        assert response.content == b""
+        assert response.headers["ETag"] == first.headers["ETag"]
+    assert video(stream, Range="bytes=0-99", **{"If-None-Match": '"other"'}).status_code == 206
+    assert [m["videoPath"] for m in settle(stream, viewed)] == ["big.mp4"]
+
+
 @pytest.mark.parametrize(
     "name", ["../secret.txt", "/etc/passwd", "more/../../secret.txt", "escape.mp4", "..", "more\\..\\x"]
 )

@@ -8,10 +8,11 @@ import pymongo
 from flask import Flask, Response, abort, jsonify, request
 from pymongo.errors import PyMongoError
 
-from flixtube_common import config, logs, web
+from flixtube_common import config, logs, pages, web
 from flixtube_common.store import StoreUnavailable, ViewStore
 from flixtube_common.subscriber import SubscriberSettings, create_subscriber_app
 from flixtube_common.views import InvalidView, View, iso_utc
+from history import page
 
 SERVICE = "history"
 LOGGER = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def load_settings(env: config.Env) -> SubscriberSettings:
 def create_app(env: config.Env | None = None, views: ViewStore | None = None) -> Flask:
     """Build the app from the environment (or `env`); tests may pass their own store."""
     app, views = create_subscriber_app(__name__, load_settings, env, views)
+    pages.register(app, page.blueprint)
 
     @app.post("/viewed")
     def viewed() -> tuple[Response, int]:

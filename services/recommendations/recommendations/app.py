@@ -9,9 +9,10 @@ from __future__ import annotations
 from flask import Flask, Response, abort, jsonify
 from pymongo.errors import PyMongoError
 
-from flixtube_common import config, web
+from flixtube_common import config, pages, web
 from flixtube_common.store import ViewStore
 from flixtube_common.subscriber import SubscriberSettings, create_subscriber_app
+from recommendations import page
 
 SERVICE = "recommendations"
 MAX_LIMIT = 100
@@ -27,6 +28,7 @@ def load_settings(env: config.Env) -> SubscriberSettings:
 def create_app(env: config.Env | None = None, views: ViewStore | None = None) -> Flask:
     """Build the app from the environment (or `env`); tests may pass their own store."""
     app, views = create_subscriber_app(__name__, load_settings, env, views)
+    pages.register(app, page.blueprint)
 
     @app.get("/recommendations")
     def recommendations() -> Response:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, Response, abort, jsonify, request
 
-from flixtube_common import config, logs, web
+from flixtube_common import config, logs, pages, web
 from flixtube_common.outbox import Outbox
 from flixtube_common.publisher import AmqpPublisher
 from flixtube_common.views import View
+from video_streaming import page
 from video_streaming.history_client import HistoryPoster
 from video_streaming.library import Library, UnsafeName
 from video_streaming.settings import Settings
@@ -22,6 +23,7 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
     logs.configure(SERVICE)
     settings = Settings.from_env(config.environ() if env is None else env)
     app = web.create_base_app(__name__, SERVICE)
+    pages.register(app, page.blueprint)
     library = Library(settings.videos_dir)
     outbox = outbox or _outbox(settings)
     web.add_background(app, outbox)

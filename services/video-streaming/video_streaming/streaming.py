@@ -13,6 +13,7 @@ import mimetypes
 from typing import BinaryIO
 
 from flask import Request, Response, send_file
+from werkzeug.http import is_resource_modified
 from werkzeug.wsgi import wrap_file
 
 from video_streaming.library import Video
@@ -59,6 +60,8 @@ def send_video(request: Request, video: Video) -> Response:
         max_age=0,
     )
     response.accept_ranges = "bytes"  # also on 200 and HEAD answers, so players know they may seek
+    if response.status_code == 206 and still_fresh(request, response):
+        return not_modified(response)
     # Each read of response.content_range parses the header again: read it once.
     content_range = response.content_range if response.status_code == 206 else None
     if content_range is not None:
@@ -69,6 +72,25 @@ def send_video(request: Request, video: Video) -> Response:
                 request.environ, RangeFile(video.file.open("rb"), start, stop - start), CHUNK
             )
     return response
+
+
+def still_fresh(request: Request, response: Response) -> bool:
+    """Whether If-None-Match / If-Modified-Since say the client's copy is current.
+
+    RFC 9110 evaluates them before Range, but werkzeug answers a ranged request 206 whatever they say
+    (a browser revalidating a cached start of a video would then count a second view).
+    """
+    etag, _weak = response.get_etag()
+    return not is_resource_modified(request.environ, etag=etag, last_modified=response.last_modified)
+
+
+def not_modified(response: Response) -> Response:
+    response.close()  # the file opened for the body
+    answer = Response(status=304)
+    for name in ("ETag", "Last-Modified", "Cache-Control", "Expires", "Accept-Ranges"):
+        if name in response.headers:
+            answer.headers[name] = response.headers[name]
+    return answer
 
 
 def is_playback_start(request: Request, response: Response) -> bool:
