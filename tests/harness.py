@@ -66,8 +66,15 @@ class MongoServer:
         return pymongo.MongoClient(self.url, serverSelectionTimeoutMS=5000, tz_aware=True)
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+def rabbitmqctl(*args: str) -> str:
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=120
+    )
+    return done.stdout
+
+
+def vhost_of(rabbit_url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(rabbit_url).path.lstrip("/"))
 
 
 @contextmanager

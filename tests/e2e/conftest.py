@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,13 @@ from devtools.procfile import (
     ROOT,
     SERVICES,
     free_port,
-    mongo_command,
     rabbit_reachable,
     read_procfile,
     stop,
     wait_for_http,
-    wait_for_port,
 )
-from tests.e2e.stack import TIMEOUT_MS, MakeContext, RunningApp, rabbitmqctl, start_logged
+from tests.e2e.stack import TIMEOUT_MS, MakeContext, RunningApp, start_logged
+from tests.harness import MongoServer, rabbit_vhost, vhost_of
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,17 +44,12 @@ LOGS = RESULTS / "e2e-logs"
 
 
 @pytest.fixture(scope="session")
-def vhost() -> Iterator[str]:
-    """A fresh vhost on the local broker, deleted afterwards with everything declared in it."""
+def rabbit() -> Iterator[str]:
+    """The URL of a fresh vhost on the local broker, deleted afterwards with everything declared in it."""
     if not rabbit_reachable():
         pytest.fail(f"RabbitMQ does not answer at {LOCAL_RABBIT} (scripts/setup starts it)")
-    name = f"e2e-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield name
-    finally:
-        rabbitmqctl("delete_vhost", name)
+    with rabbit_vhost() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -69,26 +61,21 @@ def logs() -> Path:
 
 
 @pytest.fixture(scope="session")
-def db_url(tmp_path_factory: pytest.TempPathFactory, logs: Path) -> Iterator[str]:
-    port = free_port()
-    with (logs / "db.log").open("wb") as output:
-        command = mongo_command(port, tmp_path_factory.mktemp("mongo"))
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for_port(port)
-        yield f"mongodb://127.0.0.1:{port}"
-    finally:
-        stop(server)
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = MongoServer(tmp_path_factory.mktemp("mongo") / "data")
+    server.start()
+    yield server.url
+    server.kill()
 
 
 @pytest.fixture(scope="session")
-def app(vhost: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
+def app(rabbit: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
     """Every Procfile line of every service, as `make run` starts them (in fanout mode)."""
     ports = {service: free_port() for service in SERVICES}
     url = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
     common = {
         "VIEWED_MESSAGING": "fanout",
-        "RABBIT": f"{LOCAL_RABBIT}/{vhost}",
+        "RABBIT": rabbit,
         "DBHOST": db_url,
         "HISTORY_URL": url["history"],
         "WEB_CONCURRENCY": "1",
@@ -105,7 +92,7 @@ def app(vhost: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
             video_streaming=url["video-streaming"],
             history=url["history"],
             recommendations=url["recommendations"],
-            vhost=vhost,
+            vhost=vhost_of(rabbit),
             videos_dir=ROOT / "services/video-streaming/videos",
         )
     finally:

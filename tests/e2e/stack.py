@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +12,8 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext
 
-from devtools.procfile import ROOT, start
+from devtools.procfile import start
+from tests.harness import rabbitmqctl
 
 TIMEOUT_MS = 15_000  # for every browser action and assertion: generous, for busy CI machines
 MakeContext = Callable[..., BrowserContext]  # the make_context fixture: new_context(**options)
@@ -23,13 +22,6 @@ MakeContext = Callable[..., BrowserContext]  # the make_context fixture: new_con
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
-
-
-def rabbitmqctl(*args: str) -> str:
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=120
-    )
-    return done.stdout
 
 
 @dataclass(frozen=True)
@@ -64,21 +56,7 @@ class RunningApp:
         return all(queue["messages"] == 0 for queue in queues if queue["name"].endswith(".viewed"))
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        time.sleep(0.1)
-    return value
-
-
 def start_logged(service: str, kind: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
     """Start one Procfile line with its output appended to `logs`/SERVICE.KIND.log."""
     with (logs / f"{service}.{kind}.log").open("ab") as output:
-        # This checkout's shared package, whichever one .venv's editable install points at.
-        path = os.pathsep.join(
-            filter(None, [str(ROOT / "libs/flixtube_common/src"), os.environ.get("PYTHONPATH")])
-        )
-        return start(service, kind, {**env, "PYTHONPATH": path}, output)
+        return start(service, kind, env, output)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Response, expect
 
-from tests.e2e.stack import MakeContext, RunningApp, get_json, wait_until
+from tests.e2e.stack import MakeContext, RunningApp, get_json
+from tests.harness import wait_until
 
 VIDEO = "zoom.webm"  # the largest sample: a seek to its middle lands beyond what has been downloaded
 SEEK_TO_MIDDLE = (
@@ -84,7 +85,7 @@ def test_play_seek_and_count_views(app: RunningApp, page: Page, output_dir: Path
     page.screenshot(path=output_dir / "playing.png", full_page=True)
 
     # Exactly one view of this playback reached history and recommendations.
-    wait_until(lambda: app.settled(sent_before + 1), "the view is stored")
+    wait_until(lambda: app.settled(sent_before + 1), what="the view is stored")
     assert app.history_views(VIDEO) == history_before + 1
     assert app.recommended_views(VIDEO) == ranked_before + 1
 
@@ -93,7 +94,7 @@ def test_play_seek_and_count_views(app: RunningApp, page: Page, output_dir: Path
     page.get_by_role("button", name=f"Play {VIDEO}").click()
     expect(page.locator("#player")).to_have_attribute("data-state", "playing")
     wait_for_time(page, 0.5)
-    wait_until(lambda: app.settled(sent_before + 2), "the second view is stored")
+    wait_until(lambda: app.settled(sent_before + 2), what="the second view is stored")
     assert app.history_views(VIDEO) == history_before + 2
     assert app.recommended_views(VIDEO) == ranked_before + 2
 
@@ -130,7 +131,7 @@ def test_history_and_recommendations_pages_list_the_views(app: RunningApp, page:
     for name in ("sample.mp4", "testcard.webm", "sample.mp4"):  # a GET without Range: one view each
         with urllib.request.urlopen(f"{app.video_streaming}/video?path={name}", timeout=10) as response:
             response.read()
-    wait_until(lambda: app.settled(sent + 3), "the views are stored")
+    wait_until(lambda: app.settled(sent + 3), what="the views are stored")
 
     history = get_json(f"{app.history}/history?limit=1000")["history"]
     page.goto(f"{app.history}/?limit=2")
