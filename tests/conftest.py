@@ -86,7 +86,11 @@ def start_flixtube(
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed; and fail
+    a skipped test: here a skip can only mean something the suite needs is missing, a gap to fix."""
     report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which this suite does not allow: {report.longrepr}"
     setattr(item, f"rep_{report.when}", report)
     return report
