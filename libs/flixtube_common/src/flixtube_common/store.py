@@ -33,6 +33,11 @@ def client(url: str, service: str) -> pymongo.MongoClient[dict[str, Any]]:
     )
 
 
+def document(view: View) -> dict[str, Any]:
+    """One view as the contract stores it: collection documents with videoPath, viewedAt and viewId."""
+    return {"viewId": view.view_id, "videoPath": view.video_path, "viewedAt": view.viewed_at}
+
+
 class ViewStore:
     def __init__(self, collection: Collection[dict[str, Any]]) -> None:
         self.collection = collection
@@ -42,9 +47,7 @@ class ViewStore:
         """Store one view; False if this viewId was stored before. Raises StoreUnavailable."""
         try:
             self._ensure_indexes()
-            self.collection.insert_one(
-                {"viewId": view.view_id, "videoPath": view.video_path, "viewedAt": view.viewed_at}
-            )
+            self.collection.insert_one(document(view))
         except DuplicateKeyError:
             return False
         except PyMongoError as error:
@@ -56,10 +59,9 @@ class ViewStore:
 
         Raises StoreUnavailable if any view may not be stored (then every one of them may be retried).
         """
-        documents = [{"viewId": v.view_id, "videoPath": v.video_path, "viewedAt": v.viewed_at} for v in views]
         try:
             self._ensure_indexes()
-            self.collection.insert_many(documents, ordered=False)
+            self.collection.insert_many([document(view) for view in views], ordered=False)
         except BulkWriteError as error:
             errors = error.details.get("writeErrors", [])
             if error.details.get("writeConcernErrors") or any(e.get("code") != 11000 for e in errors):
