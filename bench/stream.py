@@ -127,7 +127,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reference = video.read_bytes()
         bind_view_queue(rabbit)
         views = ViewCounter(rabbit)
-        env = {"VIEWED_MESSAGING": "fanout", "RABBIT": rabbit, "VIDEOS_DIR": str(video.parent)}
+        env = {
+            "VIEWED_MESSAGING": "fanout",
+            "RABBIT": rabbit,
+            "VIDEOS_DIR": str(video.parent),
+            "OUTBOX_DIR": str(tmp / "outbox"),
+        }
         with (
             harness.service("video-streaming", "web", env, tmp) as web,
             harness.nginx(video.parent, tmp, args.nginx_workers) as nginx,

@@ -26,6 +26,8 @@ CASES = [
     ("video-streaming", "web", {"RABBIT": "http://nope"}, "RABBIT"),
     ("video-streaming", "web", {"VIDEOS_DIR": "/does/not/exist"}, "VIDEOS_DIR"),
     ("video-streaming", "web", {"VIEWED_MESSAGING": "http", "HISTORY_URL": "history"}, "HISTORY_URL"),
+    ("video-streaming", "web", {"OUTBOX_DIR": "/proc/no-outbox-here"}, "OUTBOX_DIR"),
+    ("video-streaming", "web", {"OUTBOX_MAX_MIB": "0"}, "OUTBOX_MAX_MIB"),
 ]
 
 
