@@ -16,9 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-import pika
 import psutil
-from pika.exceptions import AMQPError
 
 from devtools import procfile
 
@@ -80,14 +78,7 @@ class RabbitNode:
             time.sleep(0.25)
 
     def reachable(self) -> bool:
-        params = pika.URLParameters(self.url)
-        params.socket_timeout = params.stack_timeout = 2
-        params.connection_attempts = 1
-        try:
-            pika.BlockingConnection(params).close()
-        except AMQPError:
-            return False
-        return True
+        return procfile.rabbit_reachable(self.url)
 
     def beam(self) -> psutil.Process:
         """The node's Erlang VM: the start script execs it, or it is the script's child."""
