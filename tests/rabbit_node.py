@@ -67,7 +67,12 @@ class RabbitNode:
     def start(self, timeout: float = 120) -> None:
         with (self.base / "server.out").open("ab") as output:
             self.process = subprocess.Popen(
-                [str(SERVER)], env=self.env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                [str(SERVER)],
+                cwd=self.base,  # where the VM writes crash dumps (erl_crash.dump, MnesiaCore.*)
+                env=self.env(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while not self.reachable():
