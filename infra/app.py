@@ -104,7 +104,13 @@ class FlixTube(pulumi.ComponentResource):
         )
         backing = [
             BackingService(
-                rabbit_spec(settings.rabbit_image, settings.rabbit_storage_gi),
+                rabbit_spec(
+                    settings.rabbit_image,
+                    settings.rabbit_storage_gi,
+                    pulumi.Output.from_input(registry).apply(
+                        lambda server: f"{server}/{HISTORY}:{settings.image_tag or ''}"
+                    ),
+                ),
                 instance,
                 rabbit_credentials,
                 opts=guarded,
@@ -158,6 +164,7 @@ class FlixTube(pulumi.ComponentResource):
                 [*common_env, *kube.literal_env({"HISTORY_URL": f"http://{HISTORY}"})],
                 public=True,
                 max_replicas=settings.video_streaming_max_replicas,
+                outbox=True,
             ),
             instance,
             opts=opts,

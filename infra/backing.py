@@ -16,6 +16,10 @@ core = k8s.core.v1
 BACKING_UID = 999
 """The `rabbitmq` and `mongodb` users of the official images own their data directories as uid 999."""
 
+DEFINITIONS_DIR = "/etc/rabbitmq/definitions"
+DEFINITIONS_CONF = "20-flixtube-definitions.conf"
+DEFINITIONS_RESOURCES = kube.Resources("50m", "64Mi", "250m", "128Mi")
+
 
 class Credentials(pulumi.ComponentResource):
     """A generated password and a Secret with `username`, `password` and the service's connection `url`."""
@@ -66,6 +70,8 @@ class BackingSpec:
     resources: kube.Resources
     extra_ports: tuple[tuple[str, int], ...] = ()
     scratch_paths: tuple[str, ...] = ("/tmp",)
+    # RabbitMQ only: an image with flixtube_common, whose init container writes the broker's definitions.
+    definitions_image: pulumi.Input[str] | None = None
 
 
 class BackingService(pulumi.ComponentResource):
@@ -105,8 +111,13 @@ class BackingService(pulumi.ComponentResource):
             volume_mounts=[
                 kube.mount("data", spec.data_path),
                 *(kube.mount(volume, path) for volume, path in scratch),
+                *(self._definitions_mounts() if spec.definitions_image is not None else []),
             ],
         )
+        init, volumes = [], [kube.empty_dir(volume) for volume, _ in scratch]
+        if spec.definitions_image is not None:
+            init = [self._definitions_writer(spec.definitions_image, credentials)]
+            volumes += self._definitions_volumes(spec.name, labels, child)
         self.stateful_set = k8s.apps.v1.StatefulSet(
             spec.name,
             metadata=kube.object_meta(
@@ -126,7 +137,8 @@ class BackingService(pulumi.ComponentResource):
                     labels,
                     BACKING_UID,
                     [container],
-                    [kube.empty_dir(volume) for volume, _ in scratch],
+                    volumes,
+                    init_containers=init,
                     termination_grace_period_seconds=60,
                 ),
                 volume_claim_templates=[
@@ -148,9 +160,62 @@ class BackingService(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
+    # RabbitMQ loads definitions at every start (the contract's queues and exchange, kept even before
+    # any consumer ran). A node that loads definitions creates no default user, so the init container
+    # writes the user too, from the credentials Secret, with only a salted hash of the password.
 
-def rabbit_spec(image: str, storage_gi: int) -> BackingSpec:
-    """RabbitMQ: its node name follows the pod's stable hostname, so the StatefulSet keeps its queues."""
+    @staticmethod
+    def _definitions_writer(image: pulumi.Input[str], credentials: Credentials) -> core.ContainerArgs:
+        return core.ContainerArgs(
+            name="definitions",
+            image=image,
+            image_pull_policy=kube.PULL_POLICY,
+            command=["python", "-m", "flixtube_common.broker_definitions", "/definitions"],
+            env=[
+                kube.secret_env("RABBIT_USER", credentials.secret_name, "username"),
+                kube.secret_env("RABBIT_PASSWORD", credentials.secret_name, "password"),
+            ],
+            resources=DEFINITIONS_RESOURCES.args(),
+            security_context=kube.container_security(BACKING_UID),
+            volume_mounts=[kube.mount("definitions", "/definitions")],
+        )
+
+    @staticmethod
+    def _definitions_mounts() -> list[core.VolumeMountArgs]:
+        return [
+            core.VolumeMountArgs(name="definitions", mount_path=DEFINITIONS_DIR, read_only=True),
+            core.VolumeMountArgs(
+                name="definitions-conf",
+                mount_path=f"/etc/rabbitmq/conf.d/{DEFINITIONS_CONF}",
+                sub_path=DEFINITIONS_CONF,
+                read_only=True,
+            ),
+        ]
+
+    @staticmethod
+    def _definitions_volumes(
+        name: str, labels: dict[str, str], child: pulumi.ResourceOptions
+    ) -> list[core.VolumeArgs]:
+        config = core.ConfigMap(
+            f"{name}-definitions-conf",
+            metadata=kube.object_meta(f"{name}-definitions-conf", labels),
+            data={DEFINITIONS_CONF: f"load_definitions = {DEFINITIONS_DIR}\n"},
+            opts=child,
+        )
+        return [
+            kube.empty_dir("definitions", "1Mi"),
+            core.VolumeArgs(
+                name="definitions-conf",
+                config_map=core.ConfigMapVolumeSourceArgs(name=config.metadata.apply(lambda meta: meta.name)),
+            ),
+        ]
+
+
+def rabbit_spec(image: str, storage_gi: int, definitions_image: pulumi.Input[str]) -> BackingSpec:
+    """RabbitMQ: its node name follows the pod's stable hostname, so the StatefulSet keeps its queues.
+
+    Its definitions (queues, exchange and user) are written at each start by an init container of
+    `definitions_image` (history's, which has the shared package)."""
     return BackingSpec(
         name="rabbit",
         component="broker",
@@ -163,6 +228,7 @@ def rabbit_spec(image: str, storage_gi: int) -> BackingSpec:
         user_env="RABBITMQ_DEFAULT_USER",
         password_env="RABBITMQ_DEFAULT_PASS",
         resources=kube.Resources("100m", "256Mi", "1", "1Gi"),
+        definitions_image=definitions_image,
     )
 
 

@@ -21,6 +21,11 @@ HEARTBEAT_CHECK = [
     "-c",
     f"import os,sys,time; sys.exit(time.time()-os.path.getmtime({HEARTBEAT_FILE!r})>{HEARTBEAT_MAX_AGE})",
 ]
+OUTBOX_VOLUME = "outbox"
+OUTBOX_DIR = "/app/outbox"
+# Views waiting for the broker, per pod: an emptyDir outlives container restarts (a crash, an OOM kill,
+# a failed liveness probe), not the pod's deletion or the node's loss.
+OUTBOX_SIZE = "256Mi"
 WEB_RESOURCES = kube.Resources("100m", "128Mi", "500m", "384Mi")
 WORKER_RESOURCES = kube.Resources("50m", "96Mi", "250m", "256Mi")
 
@@ -38,6 +43,7 @@ class MicroserviceSpec:
     public: bool = False
     max_replicas: int | None = None
     disruption_budget: bool = False
+    outbox: bool = False  # whether the web container keeps an outbox of views on disk (OUTBOX_DIR)
 
 
 class Microservice(pulumi.ComponentResource):
@@ -79,7 +85,10 @@ class Microservice(pulumi.ComponentResource):
                     labels,
                     kube.APP_UID,
                     containers,
-                    [kube.empty_dir(kube.TMP_VOLUME)],
+                    [
+                        kube.empty_dir(kube.TMP_VOLUME),
+                        *([kube.empty_dir(OUTBOX_VOLUME, OUTBOX_SIZE)] if spec.outbox else []),
+                    ],
                     topology_spread_constraints=[
                         core.TopologySpreadConstraintArgs(
                             max_skew=1,
@@ -121,12 +130,15 @@ class Microservice(pulumi.ComponentResource):
             image=spec.image,
             image_pull_policy=kube.PULL_POLICY,
             ports=[core.ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP")],
-            env=spec.env,
+            env=[*spec.env, *(kube.literal_env({"OUTBOX_DIR": OUTBOX_DIR}) if spec.outbox else [])],
             resources=WEB_RESOURCES.args(),
             security_context=kube.container_security(kube.APP_UID),
             readiness_probe=kube.http_probe("/readyz", "http", period=10, failures=3),
             liveness_probe=kube.http_probe("/healthz", "http", period=20, failures=3),
-            volume_mounts=[kube.mount(kube.TMP_VOLUME, "/tmp")],
+            volume_mounts=[
+                kube.mount(kube.TMP_VOLUME, "/tmp"),
+                *([kube.mount(OUTBOX_VOLUME, OUTBOX_DIR)] if spec.outbox else []),
+            ],
         )
 
     @staticmethod

@@ -89,9 +89,10 @@ def _looks_secret(name: str, value: str) -> bool:
     return bool(_CREDENTIAL_IN_URL.search(value) or _SECRET_NAME.search(name))
 
 
-def _container(container: Mapping[str, Any], pod: Mapping[str, Any]) -> Iterator[str]:
+def _container(container: Mapping[str, Any], pod: Mapping[str, Any], *, init: bool = False) -> Iterator[str]:
     name = container.get("name", "?")
-    for probe in ("readinessProbe", "livenessProbe"):
+    # Kubernetes refuses probes on init containers: they run to completion before the pod is ready.
+    for probe in () if init else ("readinessProbe", "livenessProbe"):
         if not container.get(probe):
             yield f"container {name} has no {probe}"
     resources = container.get("resources") or {}
@@ -127,7 +128,9 @@ def _workload(resource: Resource) -> Iterator[str]:
     for host in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(host):
             yield f"pods must not use {host}"
-    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+    for container in pod.get("initContainers") or []:
+        yield from _container(container, pod, init=True)
+    for container in pod.get("containers") or []:
         yield from _container(container, pod)
 
 

@@ -16,9 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-import pika
 import psutil
-from pika.exceptions import AMQPError
 
 from devtools import procfile
 
@@ -69,7 +67,12 @@ class RabbitNode:
     def start(self, timeout: float = 120) -> None:
         with (self.base / "server.out").open("ab") as output:
             self.process = subprocess.Popen(
-                [str(SERVER)], env=self.env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+                [str(SERVER)],
+                cwd=self.base,  # where the VM writes crash dumps (erl_crash.dump, MnesiaCore.*)
+                env=self.env(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while not self.reachable():
@@ -80,14 +83,7 @@ class RabbitNode:
             time.sleep(0.25)
 
     def reachable(self) -> bool:
-        params = pika.URLParameters(self.url)
-        params.socket_timeout = params.stack_timeout = 2
-        params.connection_attempts = 1
-        try:
-            pika.BlockingConnection(params).close()
-        except AMQPError:
-            return False
-        return True
+        return procfile.rabbit_reachable(self.url)
 
     def beam(self) -> psutil.Process:
         """The node's Erlang VM: the start script execs it, or it is the script's child."""

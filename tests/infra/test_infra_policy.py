@@ -126,6 +126,16 @@ BREAKAGES: dict[str, tuple[Callable[[list[Args]], None], str]] = {
         lambda r: _set(first_container(r)["securityContext"], "privileged", True),
         "k8s-hardened-pods",
     ),
+    "privileged init container": (
+        lambda r: _set(
+            find(r, "StatefulSet", "rabbit").props["spec"]["template"]["spec"]["initContainers"][0][
+                "securityContext"
+            ],
+            "privileged",
+            True,
+        ),
+        "k8s-hardened-pods",  # init containers need no probes, but every other rule holds for them
+    ),
     "escalation allowed": (
         lambda r: first_container(r)["securityContext"].pop("allowPrivilegeEscalation"),
         "k8s-hardened-pods",

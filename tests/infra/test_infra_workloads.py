@@ -20,7 +20,7 @@ CONTRACT_ENV = {
     "recommendations": {"PORT", "RABBIT", "VIEWED_MESSAGING", "DBHOST", "DBNAME", "VIEWED_QUEUE"},
 }
 KNOWN_ENV = {"PORT", "RABBIT", "VIEWED_MESSAGING", "HISTORY_URL", "VIDEOS_DIR", "DBHOST", "DBNAME"}
-KNOWN_ENV |= {"VIEWED_QUEUE", "WEB_CONCURRENCY", "GUNICORN_THREADS", "HEARTBEAT_FILE"}
+KNOWN_ENV |= {"VIEWED_QUEUE", "WEB_CONCURRENCY", "GUNICORN_THREADS", "HEARTBEAT_FILE", "OUTBOX_DIR"}
 SECRET_ENV = {"RABBIT", "DBHOST"}
 
 
@@ -206,3 +206,40 @@ def test_replicas_budgets_and_autoscaler_per_stack(stack: str, captures: dict[st
     assert (
         deployments["history"]["spec"]["replicas"] == deployments["recommendations"]["spec"]["replicas"] == 2
     )
+
+
+def test_video_streaming_keeps_its_outbox_on_a_volume_that_outlives_the_container(deployed: Captured):
+    [workload] = [w for w in deployed.manifests("Deployment") if w["metadata"]["name"] == "video-streaming"]
+    [web] = pod_spec(workload)["containers"]
+    assert env_of(web)["OUTBOX_DIR"]["value"] == "/app/outbox"
+    assert {"name": "outbox", "mountPath": "/app/outbox"} in web["volumeMounts"]
+    volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+    assert volumes["outbox"]["emptyDir"]["sizeLimit"] == "256Mi"  # the pod's: kept across container restarts
+    others = [w for w in deployed.manifests("Deployment") if w["metadata"]["name"] != "video-streaming"]
+    assert all("outbox" not in {v["name"] for v in pod_spec(w)["volumes"]} for w in others)
+
+
+def test_rabbit_loads_the_definitions_its_init_container_writes_from_the_secret(deployed: Captured):
+    registry = deployed.outputs["registryLoginServer"]["value"]
+    [rabbit] = [w for w in deployed.manifests("StatefulSet") if w["metadata"]["name"] == "rabbit"]
+    spec = pod_spec(rabbit)
+    [writer] = spec["initContainers"]
+    assert writer["image"] == f"{registry}/history:{IMAGE_TAG}"
+    assert writer["command"] == ["python", "-m", "flixtube_common.broker_definitions", "/definitions"]
+    env = env_of(writer)
+    assert {name: entry["valueFrom"]["secretKeyRef"] for name, entry in env.items()} == {
+        "RABBIT_USER": {"name": "rabbit-credentials", "key": "username", "optional": False},
+        "RABBIT_PASSWORD": {"name": "rabbit-credentials", "key": "password", "optional": False},
+    }
+    assert writer["securityContext"]["readOnlyRootFilesystem"] and writer["resources"]["limits"]
+    mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["definitions"] == {
+        "name": "definitions",
+        "mountPath": "/etc/rabbitmq/definitions",
+        "readOnly": True,
+    }
+    [config] = deployed.manifests("ConfigMap")
+    assert config["data"] == {
+        "20-flixtube-definitions.conf": "load_definitions = /etc/rabbitmq/definitions\n"
+    }
+    assert mounts["definitions-conf"]["subPath"] == "20-flixtube-definitions.conf"

@@ -1,16 +1,19 @@
-"""Faults that must delay views but never lose or double them: a killed consumer, a broker restart,
+"""Faults that must delay views but never lose or double them: a killed consumer, a broker crash,
 a database restart. Every wait polls with a deadline."""
 
 from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
+from flixtube_common import broker_definitions
 from tests.conftest import StartFlixTube
-from tests.harness import FlixTube, MongoServer, publish, queue_depth, rabbitmqctl, view_body, wait_until
+from tests.harness import FlixTube, MongoServer, publish, queue_depth, view_body, wait_until
+from tests.rabbit_node import RabbitNode
 
 pytestmark = pytest.mark.slow
 
@@ -71,13 +74,26 @@ def test_sigkill_of_the_consumer_mid_queue_loses_and_doubles_nothing(
         assert sum(app.view_counts().values()) == total
 
 
-def test_a_broker_restart_during_playback_keeps_every_stream_and_every_view(
-    start_flixtube: StartFlixTube,
+def test_a_broker_crash_during_playback_keeps_every_stream_and_every_view(
+    tmp_path: Path, mongo_url: str, videos_dir: Path
 ) -> None:
-    app = start_flixtube("fanout")
+    """kill -9 of the broker (a node of the test's own: the shared one serves everyone else)."""
+    broker_definitions.write(tmp_path / "definitions", "guest", "guest")
+    node = RabbitNode(tmp_path / "rabbit", tmp_path / "definitions")
+    node.start()
+    app = FlixTube("fanout", tmp_path, mongo_url, node.url, videos_dir)
+    try:
+        app.start()
+        broker_crash(app, node)
+    finally:
+        app.stop()
+        node.stop()
+
+
+def broker_crash(app: FlixTube, node: RabbitNode) -> None:
     statuses = [play_from_start(app) for _ in range(10)]
 
-    rabbitmqctl("stop_app")
+    node.kill()
     try:
         wait_until(lambda: ready_status(app, "video-streaming")[0] == 503, what="video-streaming not ready")
         statuses += [play_from_start(app) for _ in range(10)]  # views wait in the outbox
@@ -86,7 +102,7 @@ def test_a_broker_restart_during_playback_keeps_every_stream_and_every_view(
             assert status == 503, service
             assert seconds < 2, f"{service} /readyz took {seconds:.1f} s with the broker down"
     finally:
-        rabbitmqctl("start_app")
+        node.start()
     wait_until(lambda: ready_status(app, "video-streaming")[0] == 200, timeout=60, what="publisher reconnect")
     statuses += [play_from_start(app) for _ in range(10)]
     assert statuses == [206] * 30

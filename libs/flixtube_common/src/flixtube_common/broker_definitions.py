@@ -56,9 +56,8 @@ def users(username: str, password: str) -> dict[str, Any]:
 def write(folder: Path, username: str, password: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / TOPOLOGY).write_text(json.dumps(topology(), indent=2) + "\n")
-    target = folder / USERS
-    target.write_text(json.dumps(users(username, password), indent=2) + "\n")
-    target.chmod(0o640)
+    # Readable by the broker's own user: it holds a salted hash, as the broker's own database does.
+    (folder / USERS).write_text(json.dumps(users(username, password), indent=2) + "\n")
 
 
 def main(argv: list[str]) -> int:
