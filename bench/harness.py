@@ -474,9 +474,9 @@ def rss_mib(process: psutil.Process) -> float:
 
 def describe(process: psutil.Process) -> str:
     try:
-        title = process.cmdline()
-        if title and title[0].startswith("nginx:"):  # nginx names its processes "nginx: master process ..."
-            return f"pid {process.pid} nginx {title[0].split()[1]}"
+        title = " ".join(process.cmdline()).split()
+        if title[:1] == ["nginx:"]:  # nginx names its processes "nginx: master process ...", "nginx: worker ..."
+            return f"pid {process.pid} nginx {title[1]}"
         parent = process.parent()
         role = "worker" if parent is not None and _is_server(parent) else "main"
         return f"pid {process.pid} {role}"
