@@ -475,7 +475,7 @@ def rss_mib(process: psutil.Process) -> float:
 def describe(process: psutil.Process) -> str:
     try:
         title = " ".join(process.cmdline()).split()
-        if title[:1] == ["nginx:"]:  # nginx names its processes "nginx: master process ...", "nginx: worker ..."
+        if title[:1] == ["nginx:"]:  # nginx titles its processes "nginx: master process ..."
             return f"pid {process.pid} nginx {title[1]}"
         parent = process.parent()
         role = "worker" if parent is not None and _is_server(parent) else "main"
