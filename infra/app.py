@@ -158,6 +158,7 @@ class FlixTube(pulumi.ComponentResource):
                 [*common_env, *kube.literal_env({"HISTORY_URL": f"http://{HISTORY}"})],
                 public=True,
                 max_replicas=settings.video_streaming_max_replicas,
+                front=True,
             ),
             instance,
             opts=opts,

@@ -89,9 +89,10 @@ def _looks_secret(name: str, value: str) -> bool:
     return bool(_CREDENTIAL_IN_URL.search(value) or _SECRET_NAME.search(name))
 
 
-def _container(container: Mapping[str, Any], pod: Mapping[str, Any]) -> Iterator[str]:
+def _container(container: Mapping[str, Any], pod: Mapping[str, Any], *, runs_to_end: bool) -> Iterator[str]:
     name = container.get("name", "?")
-    for probe in ("readinessProbe", "livenessProbe"):
+    # An init container runs to its end before the others start; Kubernetes refuses probes on it.
+    for probe in () if runs_to_end else ("readinessProbe", "livenessProbe"):
         if not container.get(probe):
             yield f"container {name} has no {probe}"
     resources = container.get("resources") or {}
@@ -127,8 +128,11 @@ def _workload(resource: Resource) -> Iterator[str]:
     for host in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(host):
             yield f"pods must not use {host}"
-    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
-        yield from _container(container, pod)
+    for container in pod.get("initContainers") or []:
+        # A "native sidecar" (restartPolicy: Always) runs beside the others and needs probes.
+        yield from _container(container, pod, runs_to_end=container.get("restartPolicy") != "Always")
+    for container in pod.get("containers") or []:
+        yield from _container(container, pod, runs_to_end=False)
 
 
 def _exposure(resource: Resource) -> Iterator[str]:
@@ -205,8 +209,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[str], bool], Check]] = {
     ),
     "k8s-app-namespace": ("Namespaced objects live outside `default`.", _kubernetes_object, _namespace),
     "k8s-hardened-pods": (
-        "Containers have probes, requests and limits, a restricted security context, pinned images and no "
-        "plain-text credentials.",
+        "Containers have probes (init containers aside), requests and limits, a restricted security "
+        "context, pinned images and no plain-text credentials.",
         _kubernetes_object,
         _workload,
     ),

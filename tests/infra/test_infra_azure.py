@@ -168,6 +168,7 @@ APP_COUNTS = {
     "flixtube:app:NetworkPolicies": 1,
     "kubernetes:apps/v1:Deployment": 3,
     "kubernetes:apps/v1:StatefulSet": 2,
+    "kubernetes:core/v1:ConfigMap": 1,  # the nginx front's template (video-streaming)
     "kubernetes:core/v1:Namespace": 1,
     "kubernetes:core/v1:Secret": 2,
     "kubernetes:core/v1:Service": 5,

@@ -12,7 +12,7 @@ from video_streaming import page
 from video_streaming.history_client import HistoryPoster
 from video_streaming.library import Library, UnsafeName
 from video_streaming.settings import Settings
-from video_streaming.streaming import is_playback_start, send_video
+from video_streaming.streaming import answer, is_playback_start
 
 SERVICE = "video-streaming"
 HTTP_ATTEMPTS = 8  # about 16 s of backoff between attempts (0.2 s doubling, capped at 5 s)
@@ -39,8 +39,8 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
             abort(400, description="path must be a relative name inside the videos folder")
         if found is None:
             abort(404, description=f"no video {name!r}" if name is not None else "no videos")
-        response = send_video(request, found)
-        if is_playback_start(request, response):
+        response, decided = answer(request, found)
+        if is_playback_start(request, decided):
             outbox.put(View(video_path=found.path))
         return response
 

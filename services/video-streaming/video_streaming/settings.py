@@ -14,6 +14,7 @@ class Settings:
     messaging: str
     rabbit_url: str | None
     history_url: str
+    app_port: int
 
     @classmethod
     def from_env(cls, env: config.Env) -> Settings:
@@ -28,4 +29,5 @@ class Settings:
             history_url=config.url(
                 env, "HISTORY_URL", ("http", "https"), example="http://history", default="http://history"
             ),
+            app_port=config.app_port(env),
         )
