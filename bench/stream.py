@@ -74,15 +74,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         views = harness.ViewCounter(rabbit)
         env = {"VIEWED_MESSAGING": "fanout", "RABBIT": rabbit, "VIDEOS_DIR": str(video.parent)}
         with (
-            harness.service("video-streaming", "web", env, tmp) as web,
+            harness.service_lines("video-streaming", env, tmp) as lines,
             harness.nginx(video.parent, tmp, args.nginx_workers) as nginx,
         ):
+            web = harness.web(lines)
             urls = {"flixtube": f"{web.url}/video?path={video.name}", "nginx": f"{nginx.url}/{video.name}"}
             for url in urls.values():
                 check(url, size, reference)
             checked_views = 2  # check() asked video-streaming for one 200 and one 206 from byte 0
 
-            processes = harness.service_processes([web])
+            processes = harness.service_processes(lines)
             time.sleep(1.0)
             idle = {label: harness.rss_mib(p) for label, p in processes}
 
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         series["viewed"][mode].add(load("flixtube", mode, args.start_span, args.seconds))
             queued, _ = views.settle(step=1.0)
             views.close()
-        dropped = sum(line.count('"view dropped') for line in web.log.read_text().splitlines())
+        logs = "\n".join(line.log.read_text() for line in lines)
+        dropped = logs.count('"view dropped')
     starts = sum(series[s]["flixtube"].requests for s in ("full",) if s in series)
     starts += series["viewed"]["start"].requests
     expected = starts + checked_views
