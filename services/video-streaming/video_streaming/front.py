@@ -10,11 +10,13 @@ In containers the nginx image renders the same template itself (docs/containers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from flixtube_common import config
 from video_streaming.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "nginx" / "nginx.conf.template"
+FOLDER_PREFIX = "flixtube-front-"
 PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 # Debian installs nginx in /usr/sbin, which is not on every user's PATH.
 SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -59,6 +62,22 @@ def find_nginx(env: Mapping[str, str]) -> str | None:
     return shutil.which("nginx", path=os.pathsep.join([env.get("PATH", ""), *SEARCH_PATH]))
 
 
+def sweep(parent: Path, prefix: str, grace: float = 60.0) -> None:
+    """Remove the folders of fronts that are gone (exec leaves no one to clean up after nginx)."""
+    for folder in parent.glob(f"{prefix}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - folder.stat().st_mtime > grace and not running(folder / "nginx.pid"):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def running(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def main() -> None:
     env = config.environ()
     try:
@@ -69,7 +88,8 @@ def main() -> None:
     if nginx is None:
         sys.exit("Error: nginx is not installed (Debian: apt-get install nginx-light)")
     # One folder per user and port: a restart reuses it, and no two fronts share one.
-    prefix = Path(tempfile.gettempdir(), f"flixtube-front-{os.getuid()}-{filled['PORT']}")
+    prefix = Path(tempfile.gettempdir(), f"{FOLDER_PREFIX}{os.getuid()}-{filled['PORT']}")
+    sweep(prefix.parent, f"{FOLDER_PREFIX}{os.getuid()}-")
     shutil.rmtree(prefix, ignore_errors=True)
     prefix.mkdir(mode=0o700)
     conf = prefix / "nginx.conf"
