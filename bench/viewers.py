@@ -324,7 +324,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         size = video.stat().st_size
         harness.bind_view_queue(rabbit)
         views = harness.ViewCounter(rabbit)
-        env = {"VIEWED_MESSAGING": "fanout", "RABBIT": rabbit, "VIDEOS_DIR": str(video.parent)}
+        env = {
+            "VIEWED_MESSAGING": "fanout",
+            "RABBIT": rabbit,
+            "VIDEOS_DIR": str(video.parent),
+            "OUTBOX_DIR": str(tmp / "outbox"),
+        }
         reader = paced_reader(rate, args.tick, scratch)
 
         def load(port: int, path: str) -> Load:

@@ -37,6 +37,7 @@ def main() -> int:
         "DBHOST": f"mongodb://127.0.0.1:{DB_PORT}",
         "HISTORY_URL": f"http://127.0.0.1:{PORTS['history']}",
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "1"),
+        "OUTBOX_DIR": os.environ.get("OUTBOX_DIR", str(ROOT / ".data" / "outbox")),
     }
     # Where an app behind a front listens (video-streaming's, behind nginx on PORT); one per service.
     app_ports = {service: str(free_port()) for service in SERVICES}

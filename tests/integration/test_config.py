@@ -29,6 +29,8 @@ CASES = [
     ("video-streaming", "web", {"APP_PORT": "0"}, "APP_PORT"),
     ("video-streaming", "app", {"APP_PORT": "x"}, "APP_PORT"),
     ("video-streaming", "app", {"VIDEOS_DIR": "/does/not/exist"}, "VIDEOS_DIR"),
+    ("video-streaming", "web", {"OUTBOX_DIR": "/proc/no-outbox-here"}, "OUTBOX_DIR"),
+    ("video-streaming", "web", {"OUTBOX_MAX_MIB": "0"}, "OUTBOX_MAX_MIB"),
 ]
 
 

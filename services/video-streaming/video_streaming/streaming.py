@@ -10,8 +10,9 @@ first byte the app counted views by are those the client gets.
 
 Rules, in RFC 9110's order and nginx's semantics: If-Match (strong) / If-Unmodified-Since → 412;
 If-None-Match (weak) / If-Modified-Since → 304; If-Range (exact ETag or exact date) and one range
-`bytes=a-b`, `bytes=a-`, `bytes=-n` → 206, or 416 when it starts past the end. Any other Range header
-(several ranges, spaces, other units) is ignored and the whole file is sent, as RFC 9110 allows.
+`bytes=a-b`, `bytes=a-`, `bytes=-n` → 206, or 416 when it starts past the end. Several ranges of which
+none is satisfiable → 416. Any other Range header (several ranges, spaces, other units, malformed) is
+ignored and the whole file is sent, as RFC 9110 allows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from urllib.parse import quote
 
 from flask import Request, Response, abort
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import http_date, parse_date
+from werkzeug.http import http_date, parse_date, parse_range_header
 
 from video_streaming.library import Video
 
@@ -97,20 +98,37 @@ def not_modified(request: Request, validators: Validators) -> bool:
 
 
 def requested_first_byte(request: Request, size: int, validators: Validators) -> int | None:
-    """The first byte of the one range to send, `size` or more if none can be; None: the whole file."""
+    """The first byte of the one range nginx will send, `size` if no range can be (416); None: the whole."""
     header = request.headers.get("Range")
-    match = SINGLE_RANGE.fullmatch(header) if header is not None and size > 0 else None
-    if match is None or not if_range_holds(request, validators):
+    if header is None or size == 0 or not if_range_holds(request, validators):
         return None
+    match = SINGLE_RANGE.fullmatch(header)
+    if match is None:
+        return size if none_satisfiable(header, size) else None
+    return single_range_first(match, size)
+
+
+def single_range_first(match: re.Match[str], size: int) -> int | None:
     first, last, suffix = (offset(n) if n else None for n in match.groups())
-    if any(n is not None and n > MAX_OFFSET for n in (first, last, suffix)):
-        return size  # nginx refuses numbers past its file offsets: 416
+    if first is not None and first >= size:
+        return size
+    if any(n is not None and n > MAX_OFFSET for n in (last, suffix)):
+        return None  # valid, but nginx refuses numbers past its file offsets: the whole file instead
     if suffix is not None:
-        return size if suffix == 0 else max(0, size - suffix)  # "-0" asks for no byte at all
+        return None if suffix == 0 else max(0, size - suffix)  # "-0" is ignored, as werkzeug does
     assert first is not None
     if last is not None and last < first:
         return None  # an invalid range: ignored, as RFC 9110 allows
     return first
+
+
+def none_satisfiable(header: str, size: int) -> bool:
+    """Several byte ranges of which none starts inside the file: the one case of many that is a 416."""
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) < 2:
+        return False
+    # werkzeug's form: (start, stop) with stop exclusive or None; a suffix range is (-length, None).
+    return not any(start < 0 or start < size for start, _stop in parsed.ranges)
 
 
 def offset(digits: str) -> int:
