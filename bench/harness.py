@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pika
 import psutil
+from pika.exceptions import AMQPError
 
 from devtools import procfile
 
@@ -27,6 +29,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 WRK_SCRIPT = BENCH_DIR / "wrk_ranges.lua"
 SHARED_SRC = procfile.ROOT / "libs" / "flixtube_common" / "src"
 MIB = 1024 * 1024
+VIEW_QUEUE = "history.viewed"
 
 
 # --- environment -------------------------------------------------------------------------------
@@ -78,6 +81,57 @@ def rabbitmqctl(*args: str, check: bool = True, attempts: int = 3) -> None:
         )
 
 
+def bind_view_queue(rabbit: str) -> None:
+    """A durable queue on the `viewed` exchange, as history declares it: views are stored, not dropped."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit))
+    try:
+        channel = connection.channel()
+        channel.exchange_declare("viewed", exchange_type="fanout", durable=True)
+        channel.queue_declare(VIEW_QUEUE, durable=True)
+        channel.queue_bind(VIEW_QUEUE, "viewed")
+    finally:
+        connection.close()
+
+
+class ViewCounter:
+    """Counts the views in the bound queue over one connection, reconnecting if the broker restarts."""
+
+    def __init__(self, rabbit: str) -> None:
+        self._params = pika.URLParameters(rabbit)
+        self._connection: pika.BlockingConnection | None = None
+
+    def count(self) -> int:
+        for attempt in range(10):  # the shared broker may be restarting (other test suites use it)
+            try:
+                if self._connection is None or not self._connection.is_open:
+                    self._connection = pika.BlockingConnection(self._params)
+                channel = self._connection.channel()
+                try:
+                    return channel.queue_declare(VIEW_QUEUE, passive=True).method.message_count
+                finally:
+                    channel.close()
+            except AMQPError:
+                self._connection = None
+                time.sleep(1 + attempt)
+        return -1
+
+    def settle(self, step: float = 0.1, timeout: float = 60) -> tuple[int, float]:
+        """Wait until the outboxes have drained (the count stops growing): (count, seconds waited)."""
+        started = time.monotonic()
+        last = self.count()
+        while time.monotonic() - started < timeout:
+            time.sleep(step)
+            count = self.count()
+            if count == last:
+                return count, time.monotonic() - started - step
+            last = count
+        return last, time.monotonic() - started
+
+    def close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+
 @contextlib.contextmanager
 def mongo_server(data_dir: Path) -> Iterator[str]:
     """An nx-27017 server on a free port with its data in `data_dir`; yields its MongoDB URL."""
@@ -115,18 +169,19 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def processes(self) -> list[psutil.Process]:
-        """The Python processes of this Procfile line (the shell that started it left out)."""
+        """The server processes of this Procfile line (Python, gunicorn, nginx; the shell left out)."""
         try:
             root = psutil.Process(self.process.pid)
             found = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
-        return [p for p in found if _is_python(p)]
+        return [p for p in found if _is_server(p)]
 
 
-def _is_python(process: psutil.Process) -> bool:
+def _is_server(process: psutil.Process) -> bool:
     try:
-        return "python" in process.name() or "gunicorn" in " ".join(process.cmdline()[:2])
+        name = process.name()
+        return "python" in name or "nginx" in name or "gunicorn" in " ".join(process.cmdline()[:2])
     except psutil.Error:
         return False
 
@@ -135,22 +190,45 @@ def _is_python(process: psutil.Process) -> bool:
 def service(
     name: str, kind: str, env: Mapping[str, str], logs: Path, ready_path: str | None = "/readyz"
 ) -> Iterator[Service]:
-    """Start one Procfile line exactly as the Procfile says, wait until it is ready, stop it after."""
+    """Start one Procfile line exactly as the Procfile says, wait until it is ready, stop it after.
+
+    The web line gets a free PORT unless `env` names one.
+    """
     extra = {**dict(env), "PYTHONPATH": local_pythonpath()}
-    port = None
-    if kind == "web":
-        port = procfile.free_port()
-        extra["PORT"] = str(port)
+    if kind == "web" and "PORT" not in extra:
+        extra["PORT"] = str(procfile.free_port())
+    port = int(extra["PORT"]) if "PORT" in extra else None
     log = logs / f"{name}.{kind}.log"
     with log.open("wb") as output:
         process = procfile.start(name, kind, extra, output)
     started = Service(name, kind, process, log, port)
     try:
-        if port is not None and ready_path is not None:
+        if kind == "web" and ready_path is not None:
             procfile.wait_for_http(f"{started.url}{ready_path}", timeout=60)
         yield started
     finally:
         procfile.stop(process)
+
+
+@contextlib.contextmanager
+def service_lines(
+    name: str, env: Mapping[str, str], logs: Path, ready_path: str | None = "/readyz"
+) -> Iterator[list[Service]]:
+    """Every Procfile line of a service with one PORT and one APP_PORT (where a front such as
+    video-streaming's nginx reaches its app); ready once the web line answers `ready_path`."""
+    ports = {"PORT": str(procfile.free_port()), "APP_PORT": str(procfile.free_port())}
+    with contextlib.ExitStack() as stack:
+        started = [
+            stack.enter_context(service(name, kind, {**env, **ports}, logs, ready_path=None))
+            for kind in procfile.read_procfile(name)
+        ]
+        if ready_path is not None:
+            procfile.wait_for_http(f"http://127.0.0.1:{ports['PORT']}{ready_path}", timeout=60)
+        yield started
+
+
+def web(services: Sequence[Service]) -> Service:
+    return next(s for s in services if s.kind == "web")
 
 
 def make_video(folder: Path, name: str = "bench.mp4", mib: int = 8) -> Path:
@@ -186,7 +264,7 @@ NGINX_CONF = """\
 worker_processes {workers};
 pid {root}/nginx.pid;
 error_log {root}/nginx.error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 16384; }}
 http {{
     access_log off;
     sendfile on;
@@ -202,6 +280,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {videos};
+        location = /healthz {{ return 200 "ok\\n"; }}
     }}
 }}
 """
@@ -395,8 +474,11 @@ def rss_mib(process: psutil.Process) -> float:
 
 def describe(process: psutil.Process) -> str:
     try:
+        title = " ".join(process.cmdline()).split()
+        if title[:1] == ["nginx:"]:  # nginx titles its processes "nginx: master process ..."
+            return f"pid {process.pid} nginx {title[1]}"
         parent = process.parent()
-        role = "worker" if parent is not None and _is_python(parent) else "main"
+        role = "worker" if parent is not None and _is_server(parent) else "main"
         return f"pid {process.pid} {role}"
     except psutil.Error:
         return f"pid {process.pid}"

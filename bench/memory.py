@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import harness
 from bench.harness import MIB
-from devtools.procfile import SERVICES, read_procfile
+from devtools.procfile import SERVICES
 
 TARGET_MIB = 100.0
 LOADS = (("start", 64 * 1024), ("range", MIB), ("full", 0))
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "OUTBOX_DIR": str(tmp / "outbox"),
         }
         services = [
-            stack.enter_context(harness.service(name, kind, env, tmp, ready_path="/healthz"))
+            line
             for name in SERVICES
-            for kind in read_procfile(name)
+            for line in stack.enter_context(harness.service_lines(name, env, tmp, ready_path="/healthz"))
         ]
         time.sleep(3.0)  # workers connect, consumers declare their queues, then all is quiet
         processes = harness.service_processes(services)

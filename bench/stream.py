@@ -19,16 +19,12 @@ import time
 import urllib.request
 from typing import Any
 
-import pika
-from pika.exceptions import AMQPError
-
 from bench import harness
 from bench.harness import MIB, Series
 
 SERVERS = ("flixtube", "nginx")
 SCENARIOS = ("full", "range", "viewed")
 PUBLISHING = ("full", "start")  # wrk modes whose requests are playback starts
-VIEW_QUEUE = "history.viewed"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -67,57 +63,6 @@ def check(url: str, size: int, reference: bytes) -> None:
             assert body == reference[first : first + MIB], f"{url}: range from {first} has the wrong bytes"
 
 
-def bind_view_queue(rabbit: str) -> None:
-    """A durable queue on the `viewed` exchange, as history declares it: views are stored, not dropped."""
-    connection = pika.BlockingConnection(pika.URLParameters(rabbit))
-    try:
-        channel = connection.channel()
-        channel.exchange_declare("viewed", exchange_type="fanout", durable=True)
-        channel.queue_declare(VIEW_QUEUE, durable=True)
-        channel.queue_bind(VIEW_QUEUE, "viewed")
-    finally:
-        connection.close()
-
-
-class ViewCounter:
-    """Counts the views in the bound queue over one connection, reconnecting if the broker restarts."""
-
-    def __init__(self, rabbit: str) -> None:
-        self._params = pika.URLParameters(rabbit)
-        self._connection: pika.BlockingConnection | None = None
-
-    def count(self) -> int:
-        for attempt in range(10):  # the shared broker may be restarting (other test suites use it)
-            try:
-                if self._connection is None or not self._connection.is_open:
-                    self._connection = pika.BlockingConnection(self._params)
-                channel = self._connection.channel()
-                try:
-                    return channel.queue_declare(VIEW_QUEUE, passive=True).method.message_count
-                finally:
-                    channel.close()
-            except AMQPError:
-                self._connection = None
-                time.sleep(1 + attempt)
-        return -1
-
-    def settle(self, step: float = 0.1, timeout: float = 60) -> tuple[int, float]:
-        """Wait until the outboxes have drained (the count stops growing): (count, seconds waited)."""
-        started = time.monotonic()
-        last = self.count()
-        while time.monotonic() - started < timeout:
-            time.sleep(step)
-            count = self.count()
-            if count == last:
-                return count, time.monotonic() - started - step
-            last = count
-        return last, time.monotonic() - started
-
-    def close(self) -> None:
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     with harness.workdir(args.keep) as tmp, harness.rabbit_vhost() as rabbit:
         if args.keep:
@@ -125,8 +70,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         video = harness.make_video(tmp / "videos", mib=args.mib)
         size = video.stat().st_size
         reference = video.read_bytes()
-        bind_view_queue(rabbit)
-        views = ViewCounter(rabbit)
+        harness.bind_view_queue(rabbit)
+        views = harness.ViewCounter(rabbit)
         env = {
             "VIEWED_MESSAGING": "fanout",
             "RABBIT": rabbit,
@@ -134,15 +79,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "OUTBOX_DIR": str(tmp / "outbox"),
         }
         with (
-            harness.service("video-streaming", "web", env, tmp) as web,
+            harness.service_lines("video-streaming", env, tmp) as lines,
             harness.nginx(video.parent, tmp, args.nginx_workers) as nginx,
         ):
+            web = harness.web(lines)
             urls = {"flixtube": f"{web.url}/video?path={video.name}", "nginx": f"{nginx.url}/{video.name}"}
             for url in urls.values():
                 check(url, size, reference)
             checked_views = 2  # check() asked video-streaming for one 200 and one 206 from byte 0
 
-            processes = harness.service_processes([web])
+            processes = harness.service_processes(lines)
             time.sleep(1.0)
             idle = {label: harness.rss_mib(p) for label, p in processes}
 
@@ -186,10 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         series["viewed"][mode].add(load("flixtube", mode, args.start_span, args.seconds))
             queued, _ = views.settle(step=1.0)
             views.close()
-        dropped = sum(
-            line.count('"view refused') + line.count('"view rejected')
-            for line in web.log.read_text().splitlines()
-        )
+        logs = "\n".join(line.log.read_text() for line in lines)
+        dropped = logs.count('"view refused') + logs.count('"view rejected')
     starts = sum(series[s]["flixtube"].requests for s in ("full",) if s in series)
     starts += series["viewed"]["start"].requests
     expected = starts + checked_views

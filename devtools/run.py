@@ -16,6 +16,7 @@ from devtools.procfile import (
     LOCAL_RABBIT,
     ROOT,
     SERVICES,
+    free_port,
     mongo_command,
     process_env,
     rabbit_reachable,
@@ -38,6 +39,8 @@ def main() -> int:
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "1"),
         "OUTBOX_DIR": os.environ.get("OUTBOX_DIR", str(ROOT / ".data" / "outbox")),
     }
+    # Where an app behind a front listens (video-streaming's, behind nginx on PORT); one per service.
+    app_ports = {service: str(free_port()) for service in SERVICES}
     manager = Manager()
     manager.add_process(
         "db", shlex.join(mongo_command(DB_PORT, ROOT / ".data" / "mongo")), env=process_env({})
@@ -47,7 +50,7 @@ def main() -> int:
             # A consumer has nothing to do in http mode and exits; honcho would then stop everything.
             if kind != "web" and mode == "http":
                 continue
-            env = process_env({**common, "PORT": str(PORTS[service])})
+            env = process_env({**common, "PORT": str(PORTS[service]), "APP_PORT": app_ports[service]})
             manager.add_process(f"{service}.{kind}", command, env=env, cwd=str(service_dir(service)))
     print(f"FlixTube ({mode} mode, MongoDB-wire server on 127.0.0.1:{DB_PORT}, data in .data/mongo)")
     for service, port in PORTS.items():

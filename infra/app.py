@@ -165,6 +165,7 @@ class FlixTube(pulumi.ComponentResource):
                 public=True,
                 max_replicas=settings.video_streaming_max_replicas,
                 outbox=True,
+                front=True,
             ),
             instance,
             opts=opts,

@@ -1,4 +1,5 @@
-"""One FlixTube microservice: a Deployment (web container, optional consumer), its Service, PDB and HPA."""
+"""One FlixTube microservice: a Deployment (web container, optional consumer, optional nginx front), its
+Service, PDB and HPA."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import kube
+from infra import front, kube
 
 core = k8s.core.v1
 
@@ -43,7 +44,9 @@ class MicroserviceSpec:
     public: bool = False
     max_replicas: int | None = None
     disruption_budget: bool = False
-    outbox: bool = False  # whether the web container keeps an outbox of views on disk (OUTBOX_DIR)
+    outbox: bool = False  # whether the app keeps an outbox of views on disk (OUTBOX_DIR)
+    front: bool = False
+    """nginx (infra/front.py) serves the port clients use and the files; the app runs behind it."""
 
 
 class Microservice(pulumi.ComponentResource):
@@ -60,6 +63,15 @@ class Microservice(pulumi.ComponentResource):
         selector = kube.selector_labels(spec.name, instance)
 
         containers = [self._web_container(spec)]
+        init_containers: list[core.ContainerArgs] = []
+        volumes = [kube.empty_dir(kube.TMP_VOLUME)]
+        if spec.outbox:
+            volumes.append(kube.empty_dir(OUTBOX_VOLUME, OUTBOX_SIZE))
+        if spec.front:
+            nginx_config = front.config_map(spec.name, labels, child)
+            containers = [front.web_container(HTTP_PORT), self._app_container(spec)]
+            init_containers.append(front.videos_init_container(spec.image, kube.APP_UID))
+            volumes += front.volumes(nginx_config.metadata.name)
         if spec.worker_module is not None:
             containers.append(self._worker_container(spec, spec.worker_module))
         k8s.apps.v1.Deployment(
@@ -68,7 +80,8 @@ class Microservice(pulumi.ComponentResource):
                 spec.name,
                 labels,
                 kube.checkov_skips(
-                    CKV_K8S_43="deployed by the immutable git-SHA tag that CI pushed (docs/deploy.md)",
+                    CKV_K8S_43="our images by the immutable git-SHA tag CI pushed (docs/deploy.md), "
+                    "official ones by their pinned release tag",
                     CKV_K8S_35="the service contract reads RABBIT and DBHOST from the environment",
                 ),
             ),
@@ -85,10 +98,8 @@ class Microservice(pulumi.ComponentResource):
                     labels,
                     kube.APP_UID,
                     containers,
-                    [
-                        kube.empty_dir(kube.TMP_VOLUME),
-                        *([kube.empty_dir(OUTBOX_VOLUME, OUTBOX_SIZE)] if spec.outbox else []),
-                    ],
+                    volumes,
+                    init_containers=init_containers or None,
                     topology_spread_constraints=[
                         core.TopologySpreadConstraintArgs(
                             max_skew=1,
@@ -130,15 +141,27 @@ class Microservice(pulumi.ComponentResource):
             image=spec.image,
             image_pull_policy=kube.PULL_POLICY,
             ports=[core.ContainerPortArgs(name="http", container_port=HTTP_PORT, protocol="TCP")],
-            env=[*spec.env, *(kube.literal_env({"OUTBOX_DIR": OUTBOX_DIR}) if spec.outbox else [])],
+            env=[*spec.env, *_outbox_env(spec)],
             resources=WEB_RESOURCES.args(),
             security_context=kube.container_security(kube.APP_UID),
             readiness_probe=kube.http_probe("/readyz", "http", period=10, failures=3),
             liveness_probe=kube.http_probe("/healthz", "http", period=20, failures=3),
-            volume_mounts=[
-                kube.mount(kube.TMP_VOLUME, "/tmp"),
-                *([kube.mount(OUTBOX_VOLUME, OUTBOX_DIR)] if spec.outbox else []),
-            ],
+            volume_mounts=[kube.mount(kube.TMP_VOLUME, "/tmp"), *_outbox_mounts(spec)],
+        )
+
+    @staticmethod
+    def _app_container(spec: MicroserviceSpec) -> core.ContainerArgs:
+        """The image's default command (gunicorn) behind the front, on loopback, probed from inside."""
+        return core.ContainerArgs(
+            name="app",
+            image=spec.image,
+            image_pull_policy=kube.PULL_POLICY,
+            env=[*spec.env, *front.app_env(), *_outbox_env(spec)],
+            resources=WEB_RESOURCES.args(),
+            security_context=kube.container_security(kube.APP_UID),
+            readiness_probe=kube.exec_probe(front.app_probe("/readyz"), period=10, failures=3),
+            liveness_probe=kube.exec_probe(front.app_probe("/healthz"), period=20, failures=3),
+            volume_mounts=[kube.mount(kube.TMP_VOLUME, "/tmp"), *front.app_mounts(), *_outbox_mounts(spec)],
         )
 
     @staticmethod
@@ -184,3 +207,12 @@ class Microservice(pulumi.ComponentResource):
             ),
             opts=child,
         )
+
+
+def _outbox_env(spec: MicroserviceSpec) -> list[core.EnvVarArgs]:
+    """OUTBOX_DIR for the container that runs the app, when the service keeps an outbox."""
+    return kube.literal_env({"OUTBOX_DIR": OUTBOX_DIR}) if spec.outbox else []
+
+
+def _outbox_mounts(spec: MicroserviceSpec) -> list[core.VolumeMountArgs]:
+    return [kube.mount(OUTBOX_VOLUME, OUTBOX_DIR)] if spec.outbox else []

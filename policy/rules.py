@@ -89,10 +89,10 @@ def _looks_secret(name: str, value: str) -> bool:
     return bool(_CREDENTIAL_IN_URL.search(value) or _SECRET_NAME.search(name))
 
 
-def _container(container: Mapping[str, Any], pod: Mapping[str, Any], *, init: bool = False) -> Iterator[str]:
+def _container(container: Mapping[str, Any], pod: Mapping[str, Any], *, runs_to_end: bool) -> Iterator[str]:
     name = container.get("name", "?")
-    # Kubernetes refuses probes on init containers: they run to completion before the pod is ready.
-    for probe in () if init else ("readinessProbe", "livenessProbe"):
+    # An init container runs to its end before the others start; Kubernetes refuses probes on it.
+    for probe in () if runs_to_end else ("readinessProbe", "livenessProbe"):
         if not container.get(probe):
             yield f"container {name} has no {probe}"
     resources = container.get("resources") or {}
@@ -129,9 +129,10 @@ def _workload(resource: Resource) -> Iterator[str]:
         if pod.get(host):
             yield f"pods must not use {host}"
     for container in pod.get("initContainers") or []:
-        yield from _container(container, pod, init=True)
+        # A "native sidecar" (restartPolicy: Always) runs beside the others and needs probes.
+        yield from _container(container, pod, runs_to_end=container.get("restartPolicy") != "Always")
     for container in pod.get("containers") or []:
-        yield from _container(container, pod)
+        yield from _container(container, pod, runs_to_end=False)
 
 
 def _exposure(resource: Resource) -> Iterator[str]:
@@ -208,8 +209,8 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[str], bool], Check]] = {
     ),
     "k8s-app-namespace": ("Namespaced objects live outside `default`.", _kubernetes_object, _namespace),
     "k8s-hardened-pods": (
-        "Containers have probes, requests and limits, a restricted security context, pinned images and no "
-        "plain-text credentials.",
+        "Containers have probes (init containers aside), requests and limits, a restricted security "
+        "context, pinned images and no plain-text credentials.",
         _kubernetes_object,
         _workload,
     ),

@@ -120,11 +120,13 @@ class FlixTube:
     videos_dir: Path
     processes: dict[str, Process] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    app_ports: dict[str, int] = field(default_factory=dict)  # where an app behind a front listens
     _client: pymongo.MongoClient[dict[str, Any]] | None = None
 
     def env(self, service: str) -> dict[str, str]:
         return {
             "PORT": str(self.ports[service]),
+            "APP_PORT": str(self.app_ports[service]),
             "VIEWED_MESSAGING": self.mode,
             "RABBIT": self.rabbit_url,
             "DBHOST": self.db_url,
@@ -142,6 +144,7 @@ class FlixTube:
     def start(self, services: tuple[str, ...] = procfile.SERVICES) -> FlixTube:
         for service in procfile.SERVICES:  # every service gets a port, so each knows where the others are
             self.ports.setdefault(service, procfile.free_port())
+            self.app_ports.setdefault(service, procfile.free_port())
         for service in services:
             for kind in procfile.read_procfile(service):
                 process = Process(service, kind, self.env(service), self.tmp / f"{service}.{kind}.log")

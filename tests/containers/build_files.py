@@ -24,6 +24,8 @@ COMPOSE_FILES = ("compose.yaml", "compose.prod.yaml")
 
 PYTHON_BASE_IMAGE = "python:3.11.7-slim-bookworm"
 IMAGE_PORT = 8080
+# video-streaming's front (its web: line outside containers) runs from this official image in containers.
+FRONT_IMAGE = "nginxinc/nginx-unprivileged:1.29.3-alpine"
 
 
 def package(service: str) -> str:
@@ -194,8 +196,18 @@ def procfile(service: str) -> dict[str, list[str]]:
     return processes
 
 
+def image_process(service: str) -> str:
+    """The Procfile process a service's own image runs: the web: line, or the app: line of a service whose
+    web: line is a front that runs from a third-party image in containers (video-streaming's nginx)."""
+    return "app" if "app" in procfile(service) else "web"
+
+
 def compose(name: str) -> dict[str, Any]:
     return yaml.safe_load((REPO / name).read_text())
+
+
+def is_front(container: dict[str, Any]) -> bool:
+    return container.get("image") == FRONT_IMAGE
 
 
 def own_services(document: dict[str, Any]) -> dict[str, tuple[str, str]]:

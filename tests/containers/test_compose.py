@@ -12,24 +12,35 @@ from typing import Any
 
 import pytest
 
+from video_streaming import front
+
 from .build_files import (
     COMPOSE_FILES,
+    FRONT_IMAGE,
     IMAGE_PORT,
     REPO,
     SERVICES,
+    SERVICES_DIR,
     compose,
+    env_values,
+    image_process,
+    is_front,
     own_services,
     procfile,
+    stages,
 )
 
 # The variables of ../shared/CONTRACT.md, and the documented extensions the shared package reads.
 CONTRACT_VARIABLES = {"PORT", "RABBIT", "VIEWED_MESSAGING", "HISTORY_URL", "VIDEOS_DIR", "DBHOST", "DBNAME"}
-EXTENSION_VARIABLES = {"VIEWED_QUEUE", "WEB_CONCURRENCY", "GUNICORN_THREADS", "HEARTBEAT_FILE"}
+EXTENSION_VARIABLES = {"VIEWED_QUEUE", "WEB_CONCURRENCY", "GUNICORN_THREADS", "HEARTBEAT_FILE", "APP_PORT"}
+# The nginx image's own setting: where its entrypoint renders /etc/nginx/templates/*.template.
+FRONT_VARIABLES = {"NGINX_ENVSUBST_OUTPUT_DIR"}
+FRONT_TEMPLATE = "services/video-streaming/nginx/nginx.conf.template"
 MESSAGING_SWITCH = "${VIEWED_MESSAGING:-fanout}"
 BACKING_SERVICES = ("rabbit", "db")
 DEV_PORTS = {"video-streaming": 4000, "history": 4001, "recommendations": 4002}
 # Third-party images, as the compose files and the Pulumi program must both name them.
-IMAGE_PATTERN = re.compile(r"\b(rabbitmq|mongo):([\w][\w.-]*)")
+IMAGE_PATTERN = re.compile(r"\b(rabbitmq|mongo|nginxinc/nginx-unprivileged):([\w][\w.-]*)")
 
 
 def check_jsonschema() -> str:
@@ -65,7 +76,9 @@ def test_the_specification_check_rejects_a_bad_file(tmp_path: Path) -> None:
 def test_environment_names_are_contract_names(name: str) -> None:
     document = compose(name)
     for container in own_services(document):
-        unknown = set(environment(document["services"][container])) - CONTRACT_VARIABLES - EXTENSION_VARIABLES
+        allowed = CONTRACT_VARIABLES | EXTENSION_VARIABLES
+        allowed |= FRONT_VARIABLES if is_front(document["services"][container]) else set()
+        unknown = set(environment(document["services"][container])) - allowed
         assert not unknown, f"{name} {container}: {sorted(unknown)} are not contract variables"
 
 
@@ -73,7 +86,8 @@ def test_environment_names_are_contract_names(name: str) -> None:
 def test_one_variable_switches_the_messaging_mode(name: str) -> None:
     document = compose(name)
     for container in own_services(document):
-        assert environment(document["services"][container]).get("VIEWED_MESSAGING") == MESSAGING_SWITCH
+        if not is_front(document["services"][container]):  # nginx sends no view
+            assert environment(document["services"][container]).get("VIEWED_MESSAGING") == MESSAGING_SWITCH
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -84,7 +98,9 @@ def test_every_procfile_process_runs_in_a_container_with_its_command(name: str) 
         assert {p for s, p in running.values() if s == service} == set(procfile(service)), service
     for container, (service, process) in running.items():
         command = document["services"][container].get("command")
-        expected = None if process == "web" else procfile(service)[process]  # web: the image's CMD
+        expected = None if process == image_process(service) else procfile(service)[process]  # the CMD
+        if is_front(document["services"][container]):  # the same nginx command as the web: line's
+            expected = front.nginx_argv("nginx", Path("/tmp"), Path("/tmp/nginx.conf"))
         assert command == expected, f"{name} {container}"
 
 
@@ -94,6 +110,8 @@ def test_services_start_when_rabbit_and_db_are_healthy(name: str) -> None:
     for backing in BACKING_SERVICES:
         assert "test" in services[backing]["healthcheck"], f"{backing} needs a healthcheck"
     for container in own_services(compose(name)):
+        if is_front(services[container]):
+            continue  # nginx needs no broker; it answers 503 until its app is up
         needs = ["rabbit", "db"] if "DBHOST" in environment(services[container]) else ["rabbit"]
         depends = services[container].get("depends_on", {})
         assert all(depends.get(b, {}).get("condition") == "service_healthy" for b in needs), container
@@ -126,6 +144,8 @@ def test_dev_ports() -> None:
 def test_dev_watch_syncs_code_and_rebuilds_on_requirements() -> None:
     document = compose("compose.yaml")
     for container, (service, _process) in own_services(document).items():
+        if is_front(document["services"][container]):
+            continue  # no build: the template is a config, read at each start
         watch = document["services"][container]["develop"]["watch"]
         actions = {(rule["path"], rule["action"]) for rule in watch}
         assert any(path.startswith(f"services/{service}/") and a.startswith("sync") for path, a in actions)
@@ -135,8 +155,30 @@ def test_dev_watch_syncs_code_and_rebuilds_on_requirements() -> None:
 
 
 def test_dev_mounts_the_videos() -> None:
-    volumes = compose("compose.yaml")["services"]["video-streaming"]["volumes"]
-    assert "./services/video-streaming/videos:/app/videos:ro" in volumes
+    services = compose("compose.yaml")["services"]
+    for container in ("video-streaming", "video-streaming-app"):
+        assert "./services/video-streaming/videos:/app/videos:ro" in services[container]["volumes"]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_the_front_is_nginx_with_the_template_in_the_app_network_namespace(name: str) -> None:
+    """As in the Kubernetes pod: nginx renders the front's template on the port clients use, and the
+    app listens on loopback in the same network namespace, on the APP_PORT its image sets."""
+    document = compose(name)
+    nginx, app = document["services"]["video-streaming"], document["services"]["video-streaming-app"]
+    assert nginx["image"] == FRONT_IMAGE
+    assert document["configs"][nginx["configs"][0]["source"]]["file"] == f"./{FRONT_TEMPLATE}"
+    assert nginx["configs"][0]["target"] == "/etc/nginx/templates/nginx.conf.template"
+    env = environment(nginx)
+    assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/tmp"
+    assert app["network_mode"] == "service:video-streaming"
+    dockerfile = "Dockerfile-dev" if name == "compose.yaml" else "Dockerfile"
+    image_env = env_values(stages(SERVICES_DIR / "video-streaming" / dockerfile)[-1])
+    assert env["PORT"] == image_env["PORT"] == str(IMAGE_PORT)
+    assert env["APP_PORT"] == image_env["APP_PORT"]
+    videos = {v.split(":")[0] for v in nginx["volumes"]} & {v.split(":")[0] for v in app["volumes"]}
+    assert [v for v in nginx["volumes"] if v.split(":")[:2] == [*videos, env["VIDEOS_DIR"]]], "no videos"
+    assert "/nginx-healthz" in " ".join(nginx["healthcheck"]["test"])
 
 
 def test_prod_publishes_only_video_streaming() -> None:
@@ -196,7 +238,7 @@ def pulumi_images() -> dict[str, set[str]]:
 
 def test_compose_files_agree_on_third_party_images() -> None:
     images = compose_images()
-    assert set(images) == {"rabbitmq", "mongo"}
+    assert set(images) == {"rabbitmq", "mongo", "nginxinc/nginx-unprivileged"}
     assert all(len(tags) == 1 for tags in images.values()), images
 
 

@@ -23,6 +23,7 @@ from .build_files import (
     env_values,
     exec_form,
     ignore_rules,
+    image_process,
     procfile,
     split_flags,
     stages,
@@ -67,25 +68,28 @@ def test_hadolint_reports_a_bad_dockerfile(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_production_cmd_is_the_procfile_web_line(service: str) -> None:
+def test_production_cmd_is_the_procfile_line_of_the_image(service: str) -> None:
     runtime = stages(SERVICES_DIR / service / "Dockerfile")[-1]
-    assert exec_form(runtime.last("CMD")) == procfile(service)["web"]
+    assert exec_form(runtime.last("CMD")) == procfile(service)[image_process(service)]
     assert not runtime.all("ENTRYPOINT"), "an ENTRYPOINT would change what CMD runs"
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_dev_cmd_is_the_web_line_with_the_reloading_settings(service: str) -> None:
-    web = procfile(service)["web"]
-    expected = [w.replace("flixtube_common.gunicorn_conf", "flixtube_common.gunicorn_dev_conf") for w in web]
-    assert expected != web, "the Procfile's web line no longer names flixtube_common.gunicorn_conf"
+def test_dev_cmd_is_the_image_line_with_the_reloading_settings(service: str) -> None:
+    web = procfile(service)[image_process(service)]
+    expected = [w.replace(".gunicorn_conf", ".gunicorn_dev_conf") for w in web]
+    assert expected != web, "the Procfile's line no longer names a gunicorn_conf module"
     assert exec_form(stages(SERVICES_DIR / service / "Dockerfile-dev")[-1].last("CMD")) == expected
 
 
 @pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=IDS)
 def test_expose_is_the_port_the_service_gets(dockerfile: Path) -> None:
+    """PORT is where clients connect; an app behind a front listens on loopback only and exposes nothing."""
     runtime = stages(dockerfile)[-1]
     assert env_values(runtime).get("PORT") == str(IMAGE_PORT)
-    assert [i.args for i in runtime.all("EXPOSE")] == [str(IMAGE_PORT)]
+    behind_front = image_process(dockerfile.parent.name) == "app"
+    assert [i.args for i in runtime.all("EXPOSE")] == ([] if behind_front else [str(IMAGE_PORT)])
+    assert ("APP_PORT" in env_values(runtime)) == behind_front
 
 
 @pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES, ids=IDS)
@@ -141,7 +145,7 @@ def test_every_copied_file_exists_and_reaches_the_build_context(dockerfile: Path
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_image_copies_the_package_the_procfile_runs(service: str) -> None:
-    app_module = procfile(service)["web"][-1].split(":")[0]
+    app_module = procfile(service)[image_process(service)][-1].split(":")[0]
     copied = [split_flags(i.args)[1] for i in stages(SERVICES_DIR / service / "Dockerfile")[-1].all("COPY")]
     assert [f"services/{service}/{app_module}", app_module] in copied
 

@@ -25,15 +25,18 @@ from pathlib import Path
 import pytest
 
 from .build_files import (
+    COMPOSE_FILES,
     REPO,
     SERVICES,
     SERVICES_DIR,
     Stage,
+    compose,
     context_files,
     dockerignore,
     env_values,
     exec_form,
     ignore_rules,
+    image_process,
     procfile,
     split_flags,
     stages,
@@ -200,26 +203,87 @@ def test_the_production_image_installs_and_answers_healthz(
     service: str, images: dict[str, Future[ImageReplay]], tmp_path: Path
 ) -> None:
     image = images[service].result()
-    port = free_port()
-    env = image.environment({**runtime_env(service), "PORT": str(port)})
+    ports = {"PORT": free_port(), "APP_PORT": free_port()}
+    env = image.environment({**runtime_env(service), **{k: str(v) for k, v in ports.items()}})
     log = tmp_path / "service.log"
     process = image.start(exec_form(image.stages[-1].last("CMD")), env, log)
+    # An image behind a front (video-streaming's app) listens on APP_PORT; nginx would be on PORT.
+    listens = ports["APP_PORT" if image_process(service) == "app" else "PORT"]
     try:
-        assert wait_for_healthz(port, process, log) == 200
+        assert wait_for_healthz(listens, process, log) == 200
         check = image.run_to_end(image.healthcheck(), env)
         assert check.returncode == 0, f"the image's HEALTHCHECK fails:\n{check.stderr}"
     finally:
         stop(process)
 
 
-@pytest.mark.parametrize("service", [s for s in SERVICES if set(procfile(s)) != {"web"}])
+def other_processes(service: str) -> dict[str, list[str]]:
+    """Procfile lines besides the image's own and the front (the web: line of a service behind one)."""
+    own = {image_process(service), "web"}
+    return {name: line for name, line in procfile(service).items() if name not in own}
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if other_processes(s)])
 def test_the_procfile_worker_runs_from_the_image(
     service: str, images: dict[str, Future[ImageReplay]]
 ) -> None:
     """In http mode a consumer has nothing to do and exits 0 (the contract): it imports and starts."""
-    workers = {name: line for name, line in procfile(service).items() if name != "web"}
     image = images[service].result()
     env = image.environment(runtime_env(service))
-    for name, command in workers.items():
+    for name, command in other_processes(service).items():
         result = image.run_to_end(command, env)
         assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+
+
+def envsubst(template: str, env: dict[str, str]) -> str:
+    """What the nginx image's entrypoint does with /etc/nginx/templates/*.template: envsubst over every
+    variable defined in the container (nginx's own $variables are not among them)."""
+    defined = " ".join(f"${{{name}}}" for name in env)
+    done = subprocess.run(
+        ["envsubst", defined], input=template, env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_the_front_container_serves_the_image_videos_through_the_app(
+    compose_file: str, images: dict[str, Future[ImageReplay]], tmp_path: Path
+) -> None:
+    """The front container, replayed: the template rendered as the nginx image renders it, with the
+    compose file's environment (the videos at the image's path), run by this machine's nginx with the
+    container's command, in front of the replayed production app: a range comes back byte for byte."""
+    image = images["video-streaming"].result()
+    container = compose(compose_file)["services"]["video-streaming"]
+    ports = {"PORT": str(free_port()), "APP_PORT": str(free_port())}
+    front_env = {**container["environment"], **ports, "HOSTNAME": "front", "HOME": "/"}
+    front_env["VIDEOS_DIR"] = image.rewrite(front_env["VIDEOS_DIR"])
+    rendered = envsubst((REPO / "services/video-streaming/nginx/nginx.conf.template").read_text(), front_env)
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    (prefix / "nginx.conf").write_text(rendered)
+    nginx_command = [w.replace("/tmp/", f"{prefix}/") for w in container["command"]]
+    nginx_command = [
+        w.replace("daemon off;", "daemon off; user root;") if os.geteuid() == 0 else w for w in nginx_command
+    ]
+    app_env = image.environment({**runtime_env("video-streaming"), **ports})
+    app = image.start(exec_form(image.stages[-1].last("CMD")), app_env, tmp_path / "app.log")
+    with (tmp_path / "nginx.log").open("wb") as log:
+        nginx = subprocess.Popen(
+            [shutil.which("nginx", path="/usr/sbin:/usr/bin") or "nginx", *nginx_command[1:]],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_for_healthz(int(ports["APP_PORT"]), app, tmp_path / "app.log") == 200
+        assert wait_for_healthz(int(ports["PORT"]), nginx, tmp_path / "nginx.log") == 200
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{ports['PORT']}/video?path=sample.mp4", headers={"Range": "bytes=100-199"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 206
+            assert response.read() == (image.workdir() / "videos/sample.mp4").read_bytes()[100:200]
+            assert response.headers["Server"] == "nginx"
+    finally:
+        stop(nginx)
+        stop(app)

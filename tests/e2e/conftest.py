@@ -84,8 +84,9 @@ def app(rabbit: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
     processes = []
     try:
         for service in SERVICES:
+            # APP_PORT: where video-streaming's app listens behind its nginx front (PORT).
+            env = {**common, "PORT": str(ports[service]), "APP_PORT": str(free_port())}
             for kind in read_procfile(service):
-                env = {**common, "PORT": str(ports[service])}
                 processes.append(start_logged(service, kind, env, logs))
         for base in url.values():
             wait_for_http(f"{base}/readyz", timeout=60)
@@ -103,23 +104,27 @@ def app(rabbit: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
 
 @pytest.fixture
 def lone_player(app: RunningApp, tmp_path: Path, logs: Path) -> Iterator[tuple[str, Path]]:
-    """A second video-streaming (web line only, `http` mode) serving an empty folder of the test's own."""
+    """A second video-streaming (its front and app, `http` mode) serving an empty folder of its own."""
     videos = tmp_path / "videos"
     videos.mkdir()
     port = free_port()
     env = {
         "PORT": str(port),
+        "APP_PORT": str(free_port()),
         "VIEWED_MESSAGING": "http",
         "HISTORY_URL": app.history,
         "VIDEOS_DIR": str(videos),
         "OUTBOX_DIR": str(tmp_path / "outbox"),
     }
-    process = start_logged("video-streaming", "web", env, logs)
+    processes = [
+        start_logged("video-streaming", kind, env, logs) for kind in read_procfile("video-streaming")
+    ]
     try:
         wait_for_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
         yield f"http://127.0.0.1:{port}", videos
     finally:
-        stop(process)
+        for process in processes:
+            stop(process)
 
 
 @pytest.fixture(scope="session")

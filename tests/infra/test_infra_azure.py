@@ -168,7 +168,7 @@ APP_COUNTS = {
     "flixtube:app:NetworkPolicies": 1,
     "kubernetes:apps/v1:Deployment": 3,
     "kubernetes:apps/v1:StatefulSet": 2,
-    "kubernetes:core/v1:ConfigMap": 1,
+    "kubernetes:core/v1:ConfigMap": 2,  # the nginx front's template, the broker's definitions
     "kubernetes:core/v1:Namespace": 1,
     "kubernetes:core/v1:Secret": 2,
     "kubernetes:core/v1:Service": 5,

@@ -88,6 +88,13 @@ def first_container(resources: list[Args], workload: str = "history") -> dict[st
     return find(resources, "Deployment", workload).props["spec"]["template"]["spec"]["containers"][0]
 
 
+def init_container(resources: list[Args]) -> dict[str, Any]:
+    """video-streaming's init container (it fills the videos volume the nginx front shares)."""
+    return find(resources, "Deployment", "video-streaming").props["spec"]["template"]["spec"][
+        "initContainers"
+    ][0]
+
+
 def standalone_claim(resources: list[Args]) -> Args:
     """A claim made like the Secret (same provider and namespace), but outside any StatefulSet."""
     claim = copy.deepcopy(find(resources, "Secret"))
@@ -122,6 +129,14 @@ BREAKAGES: dict[str, tuple[Callable[[list[Args]], None], str]] = {
     ),
     "no liveness probe": (lambda r: first_container(r).pop("livenessProbe"), "k8s-hardened-pods"),
     "no limits": (lambda r: first_container(r)["resources"].pop("limits"), "k8s-hardened-pods"),
+    "init container without limits": (
+        lambda r: init_container(r)["resources"].pop("limits"),
+        "k8s-hardened-pods",
+    ),
+    "init container as root": (
+        lambda r: _set(init_container(r)["securityContext"], "runAsNonRoot", False),
+        "k8s-hardened-pods",
+    ),
     "privileged": (
         lambda r: _set(first_container(r)["securityContext"], "privileged", True),
         "k8s-hardened-pods",

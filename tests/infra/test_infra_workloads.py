@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.infra.capture import PASSWORD_PREFIX, Captured
+from tests.containers.build_files import compose
+from tests.infra.capture import PASSWORD_PREFIX, ROOT, Captured
 from tests.infra.conftest import IMAGE_TAG
 
 SERVICES = ("video-streaming", "history", "recommendations")
@@ -20,7 +21,17 @@ CONTRACT_ENV = {
     "recommendations": {"PORT", "RABBIT", "VIEWED_MESSAGING", "DBHOST", "DBNAME", "VIEWED_QUEUE"},
 }
 KNOWN_ENV = {"PORT", "RABBIT", "VIEWED_MESSAGING", "HISTORY_URL", "VIDEOS_DIR", "DBHOST", "DBNAME"}
-KNOWN_ENV |= {"VIEWED_QUEUE", "WEB_CONCURRENCY", "GUNICORN_THREADS", "HEARTBEAT_FILE", "OUTBOX_DIR"}
+KNOWN_ENV |= {
+    "VIEWED_QUEUE",
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "HEARTBEAT_FILE",
+    "APP_PORT",
+    "OUTBOX_DIR",
+}
+FRONT_IMAGE = "nginxinc/nginx-unprivileged:1.29.3-alpine"
+FRONT_ENV = {"PORT": "8080", "APP_PORT": "8081", "VIDEOS_DIR": "/videos", "NGINX_ENVSUBST_OUTPUT_DIR": "/tmp"}
+TEMPLATE = ROOT / "services/video-streaming/nginx/nginx.conf.template"
 SECRET_ENV = {"RABBIT", "DBHOST"}
 
 
@@ -66,6 +77,10 @@ def test_microservices_are_deployments_and_backing_services_stateful_sets(deploy
     assert deployed.manifests("PersistentVolumeClaim") == []  # standalone PVCs deadlock on AKS
 
 
+def containers_of(workload: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in pod_spec(workload)["containers"]}
+
+
 def test_images_are_pinned(deployed: Captured):
     registry = deployed.outputs["registryLoginServer"]["value"]
     for workload, container in deployed.containers():
@@ -73,6 +88,8 @@ def test_images_are_pinned(deployed: Captured):
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1]
         if workload in BACKING_IMAGES:
             assert image == BACKING_IMAGES[workload]
+        elif (workload, container["name"]) == ("video-streaming", "web"):
+            assert image == FRONT_IMAGE
         else:
             assert image == f"{registry}/{workload}:{IMAGE_TAG}"
 
@@ -98,12 +115,49 @@ def test_every_container_has_probes_resources_and_the_restricted_context(deploye
 
 def test_web_containers_listen_on_8080_with_health_endpoints(deployed: Captured):
     for workload in deployed.manifests("Deployment"):
-        web = next(c for c in pod_spec(workload)["containers"] if c["name"] == "web")
+        web = containers_of(workload)["web"]
         assert web["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-        assert "command" not in web and "args" not in web  # the image's gunicorn CMD
         assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-        assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert env_of(web)["PORT"]["value"] == "8080"
+        if workload["metadata"]["name"] == "video-streaming":
+            continue  # nginx: below
+        assert "command" not in web and "args" not in web  # the image's gunicorn CMD
+        assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+
+def test_video_streaming_is_nginx_in_front_of_its_app_in_one_pod(deployed: Captured):
+    """nginx (the unprivileged image) on the port the Service targets, with the front's template and the
+    compose command; the app on loopback APP_PORT, probed from inside; the videos in one volume, filled
+    from the app image before either starts, read-only to both."""
+    workload = deployed.manifest("Deployment", "video-streaming")
+    pod = pod_spec(workload)
+    web, app = containers_of(workload)["web"], containers_of(workload)["app"]
+    assert web["args"] == compose("compose.prod.yaml")["services"]["video-streaming"]["command"]
+    assert "command" not in web  # the image's entrypoint renders the template
+    assert {name: entry["value"] for name, entry in env_of(web).items()} == FRONT_ENV
+    assert web["livenessProbe"]["httpGet"] == {"path": "/nginx-healthz", "port": "http"}
+    assert "command" not in app and "args" not in app and "ports" not in app  # gunicorn, loopback only
+    assert env_of(app)["APP_PORT"]["value"] == FRONT_ENV["APP_PORT"]
+    assert env_of(app)["VIDEOS_DIR"]["value"] == FRONT_ENV["VIDEOS_DIR"]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        check = app[probe]["exec"]["command"]
+        assert check[:2] == ["python", "-c"] and f"http://127.0.0.1:8081{path}" in check[2]
+    service = deployed.manifest("Service", "video-streaming")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [web["ports"][0]["containerPort"]]
+
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {c["name"]: {m["mountPath"]: m for m in c["volumeMounts"]} for c in (web, app)}
+    (init,) = pod["initContainers"]
+    assert init["image"] == app["image"]
+    assert "/app/videos" in init["command"][-1] and "symlinks=True" in init["command"][-1]
+    (videos,) = [m for m in init["volumeMounts"] if m["mountPath"] == "/videos"]
+    assert "emptyDir" in volumes[videos["name"]]
+    for container in ("web", "app"):
+        assert mounts[container]["/videos"]["name"] == videos["name"]
+        assert mounts[container]["/videos"]["readOnly"] is True
+    assert mounts["web"]["/tmp"]["name"] != mounts["app"]["/tmp"]["name"]
+    config = volumes[mounts["web"]["/etc/nginx/templates"]["name"]]["configMap"]["name"]
+    assert deployed.manifest("ConfigMap", config)["data"] == {TEMPLATE.name: TEMPLATE.read_text()}
 
 
 def test_consumers_run_beside_the_web_container_with_a_heartbeat_probe(deployed: Captured):
@@ -111,7 +165,7 @@ def test_consumers_run_beside_the_web_container_with_a_heartbeat_probe(deployed:
         name = workload["metadata"]["name"]
         containers = {c["name"]: c for c in pod_spec(workload)["containers"]}
         if name not in CONSUMERS:
-            assert set(containers) == {"web"}
+            assert set(containers) == ({"web", "app"} if name == "video-streaming" else {"web"})
             continue
         worker = containers["worker"]
         assert worker["image"] == containers["web"]["image"]
@@ -127,6 +181,8 @@ def test_environment_matches_the_contract(deployed: Captured):
         name = workload["metadata"]["name"]
         for container in pod_spec(workload)["containers"]:
             env = env_of(container)
+            if container["image"] == FRONT_IMAGE:
+                continue  # nginx: its own settings (above)
             assert CONTRACT_ENV[name] <= set(env), f"{name}/{container['name']}"
             assert set(env) <= KNOWN_ENV, f"{name}/{container['name']}: {set(env) - KNOWN_ENV}"
             assert env["VIEWED_MESSAGING"]["value"] == "fanout"
@@ -210,13 +266,16 @@ def test_replicas_budgets_and_autoscaler_per_stack(stack: str, captures: dict[st
 
 def test_video_streaming_keeps_its_outbox_on_a_volume_that_outlives_the_container(deployed: Captured):
     [workload] = [w for w in deployed.manifests("Deployment") if w["metadata"]["name"] == "video-streaming"]
-    [web] = pod_spec(workload)["containers"]
-    assert env_of(web)["OUTBOX_DIR"]["value"] == "/app/outbox"
-    assert {"name": "outbox", "mountPath": "/app/outbox"} in web["volumeMounts"]
+    containers = {c["name"]: c for c in pod_spec(workload)["containers"]}
+    app = containers["app"]  # the app behind the nginx front writes the views, not nginx
+    assert env_of(app)["OUTBOX_DIR"]["value"] == "/app/outbox"
+    assert {"name": "outbox", "mountPath": "/app/outbox"} in app["volumeMounts"]
+    others = [c for c in containers.values() if c is not app]
+    assert all("outbox" not in {m["name"] for m in c["volumeMounts"]} for c in others)
     volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
     assert volumes["outbox"]["emptyDir"]["sizeLimit"] == "256Mi"  # the pod's: kept across container restarts
-    others = [w for w in deployed.manifests("Deployment") if w["metadata"]["name"] != "video-streaming"]
-    assert all("outbox" not in {v["name"] for v in pod_spec(w)["volumes"]} for w in others)
+    workloads = [w for w in deployed.manifests("Deployment") if w["metadata"]["name"] != "video-streaming"]
+    assert all("outbox" not in {v["name"] for v in pod_spec(w)["volumes"]} for w in workloads)
 
 
 def test_rabbit_loads_the_definitions_its_init_container_writes_from_the_secret(deployed: Captured):

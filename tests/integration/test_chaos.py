@@ -88,7 +88,7 @@ class Player:
 
 
 def gunicorn_workers(app: FlixTube) -> list[psutil.Process]:
-    popen = app.processes["video-streaming.web"].popen
+    popen = app.processes["video-streaming.app"].popen
     assert popen is not None
     return [
         p for p in psutil.Process(popen.pid).children(recursive=True) if "gunicorn" in " ".join(p.cmdline())
@@ -179,7 +179,7 @@ def kill(kind: str, app: FlixTube, mongo: MongoServer, node: RabbitNode, chance:
         chance.choice(workers).send_signal(signal.SIGKILL)  # the gunicorn master starts another
         return
     if kind == "video-streaming":
-        process = app.processes["video-streaming.web"]
+        process = app.processes["video-streaming.app"]
     elif kind in ("history worker", "recommendations worker"):
         process = app.processes[f"{kind.split(maxsplit=1)[0]}.worker"]
     elif kind == "mongodb":

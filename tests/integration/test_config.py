@@ -26,6 +26,9 @@ CASES = [
     ("video-streaming", "web", {"RABBIT": "http://nope"}, "RABBIT"),
     ("video-streaming", "web", {"VIDEOS_DIR": "/does/not/exist"}, "VIDEOS_DIR"),
     ("video-streaming", "web", {"VIEWED_MESSAGING": "http", "HISTORY_URL": "history"}, "HISTORY_URL"),
+    ("video-streaming", "web", {"APP_PORT": "0"}, "APP_PORT"),
+    ("video-streaming", "app", {"APP_PORT": "x"}, "APP_PORT"),
+    ("video-streaming", "app", {"VIDEOS_DIR": "/does/not/exist"}, "VIDEOS_DIR"),
     ("video-streaming", "web", {"OUTBOX_DIR": "/proc/no-outbox-here"}, "OUTBOX_DIR"),
     ("video-streaming", "web", {"OUTBOX_MAX_MIB": "0"}, "OUTBOX_MAX_MIB"),
 ]

@@ -36,11 +36,56 @@ def queued(outbox: Outbox) -> int:
     return outbox.stats()["buffered"]
 
 
-def test_a_range_is_served_from_its_offset(client: FlaskClient) -> None:
-    with client.get("/video?path=b.mp4", headers={"Range": "bytes=300-303"}) as response:
-        assert response.status_code == 206
-        assert response.data == bytes([44, 45, 46, 47])
-        assert response.headers["Content-Range"] == "bytes 300-303/1024"
+@pytest.mark.parametrize(
+    ("headers", "status", "location"),
+    [
+        ({}, 200, "/_whole/"),
+        ({"Range": "bytes=300-303"}, 206, "/_range/"),
+        ({"Range": "bytes=-10"}, 206, "/_range/"),
+        ({"Range": "bytes=0-1,5-6"}, 200, "/_whole/"),  # several ranges: the whole file
+        ({"Range": "bytes = 1-2"}, 200, "/_whole/"),  # not the one form nginx and the app both read
+        ({"Range": "bytes=9-2"}, 200, "/_whole/"),  # invalid: ignored
+        ({"Range": "bytes=-0"}, 200, "/_whole/"),
+        ({"Range": "bytes=0-99999999999999999999"}, 200, "/_whole/"),  # nginx would say 416
+    ],
+)
+def test_the_app_hands_the_bytes_to_the_front(
+    client: FlaskClient, headers: dict[str, str], status: int, location: str
+) -> None:
+    """The app answers with the status nginx will send and the internal location that sends it."""
+    with client.get("/video?path=b.mp4", headers=headers) as response:
+        assert response.status_code == status
+        assert response.headers["X-Accel-Redirect"] == f"{location}b.mp4"
+        assert response.headers["Content-Type"] == "video/mp4"
+        assert response.data == b""
+
+
+def test_the_front_gets_the_real_file_percent_encoded(tmp_path: Path, outbox: Outbox) -> None:
+    (tmp_path / "a b%ü.mp4").write_bytes(b"x")
+    (tmp_path / "alias.mp4").symlink_to(tmp_path / "a b%ü.mp4")
+    env = {"VIDEOS_DIR": str(tmp_path), "VIEWED_MESSAGING": "http", "OUTBOX_DIR": str(tmp_path / "outbox")}
+    with create_app(env, outbox=outbox).test_client().get("/video?path=alias.mp4") as response:
+        assert response.headers["X-Accel-Redirect"] == "/_whole/a%20b%25%C3%BC.mp4"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Range": "bytes=1024-"}, 416),
+        ({"Range": "bytes=2000-2001,3000-"}, 416),  # several ranges, none satisfiable
+        ({"Range": "bytes=" + "9" * 5000 + "-"}, 416),  # no 5xx from Python's int() limit
+        ({"If-Match": '"other"'}, 412),
+        ({"If-Unmodified-Since": "Mon, 01 Jan 1990 00:00:00 GMT"}, 412),
+    ],
+)
+def test_the_app_itself_refuses_what_cannot_be_sent(
+    client: FlaskClient, outbox: Outbox, headers: dict[str, str], status: int
+) -> None:
+    response = client.get("/video?path=b.mp4", headers=headers)
+    assert response.status_code == status
+    assert "X-Accel-Redirect" not in response.headers
+    assert response.json["error"]
+    assert queued(outbox) == 0
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,8 @@ from flixtube_common.views import View
 from video_streaming import page
 from video_streaming.history_client import HistoryPoster
 from video_streaming.library import Library, UnsafeName
-from video_streaming.ranges import drop_unservable_range
 from video_streaming.settings import Settings
-from video_streaming.streaming import is_playback_start, send_video
+from video_streaming.streaming import answer, is_playback_start
 
 SERVICE = "video-streaming"
 
@@ -40,9 +39,8 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
             abort(400, description=str(error))
         if found is None:
             abort(404, description=f"no video {name!r}" if name is not None else "no videos")
-        drop_unservable_range(request, found.size)
-        response = send_video(request, found)
-        if is_playback_start(request, response):
+        response, decided = answer(request, found)
+        if is_playback_start(request, decided):
             outbox.put(View(video_path=found.path))
         return response
 

@@ -38,8 +38,9 @@ def check_name(name: str) -> None:
 @dataclass(frozen=True)
 class Video:
     path: str  # relative to the videos folder, with forward slashes
-    file: Path
+    file: Path  # the real file, symlinks resolved
     size: int
+    real_path: str  # `file` relative to the videos folder: what the front opens, following no symlink
 
 
 class Library:
@@ -72,4 +73,9 @@ class Library:
         real = candidate.resolve()
         if not real.is_relative_to(self.root) or not real.is_file():
             return None
-        return Video(path=candidate.relative_to(self.root).as_posix(), file=real, size=real.stat().st_size)
+        return Video(
+            path=candidate.relative_to(self.root).as_posix(),
+            file=real,
+            size=real.stat().st_size,
+            real_path=real.relative_to(self.root).as_posix(),
+        )

@@ -17,6 +17,7 @@ class Settings:
     messaging: str
     rabbit_url: str | None
     history_url: str
+    app_port: int
     outbox_dir: Path
     outbox_max_bytes: int
 
@@ -33,6 +34,7 @@ class Settings:
             history_url=config.url(
                 env, "HISTORY_URL", ("http", "https"), example="http://history", default="http://history"
             ),
+            app_port=config.app_port(env),
             outbox_dir=outbox_dir(env),
             outbox_max_bytes=outbox_max_mib(env) * 1024 * 1024,
         )

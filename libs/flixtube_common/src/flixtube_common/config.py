@@ -36,9 +36,21 @@ def required(env: Env, name: str, example: str) -> str:
 
 
 def port(env: Env) -> int:
-    raw = optional(env, "PORT", "80")
+    return _tcp_port(env, "PORT", "80")
+
+
+def app_port(env: Env) -> int:
+    """APP_PORT: where an app behind a front on PORT listens, on loopback (video-streaming behind nginx)."""
+    value = _tcp_port(env, "APP_PORT", "8081")
+    if value == port(env):
+        raise ConfigError(f"APP_PORT must differ from PORT (the front listens there), got {value}")
+    return value
+
+
+def _tcp_port(env: Env, name: str, default: str) -> int:
+    raw = optional(env, name, default)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"PORT must be a TCP port number from 1 to 65535, got {raw!r}")
+        raise ConfigError(f"{name} must be a TCP port number from 1 to 65535, got {raw!r}")
     return int(raw)
 
 
