@@ -118,8 +118,10 @@ class FlixTube:
     db_url: str
     rabbit_url: str
     videos_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # the consumers' own /metrics
     _client: pymongo.MongoClient[dict[str, Any]] | None = None
 
     def env(self, service: str) -> dict[str, str]:
@@ -133,6 +135,8 @@ class FlixTube:
             "VIDEOS_DIR": str(self.videos_dir),
             "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "8",
+            "METRICS_PORT": str(self.metrics_ports[service]),
+            **self.extra_env,
         }
 
     def url(self, service: str, path: str = "") -> str:
@@ -141,6 +145,7 @@ class FlixTube:
     def start(self, services: tuple[str, ...] = procfile.SERVICES) -> FlixTube:
         for service in procfile.SERVICES:  # every service gets a port, so each knows where the others are
             self.ports.setdefault(service, procfile.free_port())
+            self.metrics_ports.setdefault(service, procfile.free_port())
         for service in services:
             for kind in procfile.read_procfile(service):
                 process = Process(service, kind, self.env(service), self.tmp / f"{service}.{kind}.log")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, abort, jsonify, request
 
-from flixtube_common import config, logs, pages, web
+from flixtube_common import config, logs, metrics, pages, tracing, web
 from flixtube_common.outbox import Outbox
 from flixtube_common.publisher import AmqpPublisher
 from flixtube_common.views import View
@@ -40,8 +40,11 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
         if found is None:
             abort(404, description=f"no video {name!r}" if name is not None else "no videos")
         response = send_video(request, found)
+        if request.method == "GET" and response.status_code in (200, 206):
+            metrics.STREAMED_BYTES.inc(response.content_length or 0)
         if is_playback_start(request, response):
-            outbox.put(View(video_path=found.path))
+            metrics.PLAYBACK_STARTS.inc()
+            outbox.put(View(video_path=found.path, trace=tracing.carrier()))
         return response
 
     @app.get("/videos")

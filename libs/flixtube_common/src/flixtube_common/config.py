@@ -35,10 +35,10 @@ def required(env: Env, name: str, example: str) -> str:
     return value
 
 
-def port(env: Env) -> int:
-    raw = optional(env, "PORT", "80")
+def port(env: Env, name: str = "PORT", default: str = "80") -> int:
+    raw = optional(env, name, default)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"PORT must be a TCP port number from 1 to 65535, got {raw!r}")
+        raise ConfigError(f"{name} must be a TCP port number from 1 to 65535, got {raw!r}")
     return int(raw)
 
 
