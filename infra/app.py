@@ -11,6 +11,7 @@ from infra import kube
 from infra.backing import BackingService, Credentials, db_spec, rabbit_spec
 from infra.config import NAMESPACE, Settings
 from infra.microservice import HTTP_PORT, Microservice, MicroserviceSpec
+from infra.monitoring import Scraping
 from infra.network import Flow, NetworkPolicies
 
 VIDEO_STREAMING = "video-streaming"
@@ -87,6 +88,8 @@ class FlixTube(pulumi.ComponentResource):
         )
         # No pod runs before the namespace denies all traffic but the declared flows.
         guarded = pulumi.ResourceOptions(parent=self, depends_on=[namespace, policies])
+        microservices = {**labels, "app.kubernetes.io/component": "web"}
+        Scraping("scraping", labels, microservices, HTTP_PORT, opts=guarded)
 
         rabbit_credentials = Credentials(
             "rabbit-credentials",

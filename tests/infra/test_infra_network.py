@@ -12,6 +12,7 @@ KUBE_DNS = Endpoint(
 )
 OTHER_POD = Endpoint("other-namespace-pod", "default", {"app": "other"}, (("http", 8080, "TCP"),))
 OUTSIDE = Endpoint(INTERNET, None, {}, (("https", 443, "TCP"), ("ssh", 22, "TCP")))
+SCRAPER = Endpoint("ama-metrics", "kube-system", {"rsName": "ama-metrics"})  # managed Prometheus' scraper
 APP_PODS = ("video-streaming", "history", "recommendations", "rabbit", "db")
 
 EXPECTED = {
@@ -23,6 +24,9 @@ EXPECTED = {
     ("recommendations", "db", 27017, "TCP"),
     # The public service: the load balancer forwards from anywhere, so any source reaches port 8080.
     *((source, "video-streaming", 8080, "TCP") for source in (INTERNET, OTHER_POD.name, KUBE_DNS.name)),
+    # Metrics: the scraper reaches each web container's /metrics and each consumer's metrics port.
+    *((SCRAPER.name, service, 8080, "TCP") for service in ("video-streaming", "history", "recommendations")),
+    *((SCRAPER.name, service, 9464, "TCP") for service in ("history", "recommendations")),
     # Name resolution for every pod of the app.
     *((pod, "kube-dns", 53, protocol) for pod in APP_PODS for protocol in ("UDP", "TCP")),
 }
@@ -42,7 +46,7 @@ def endpoints(captured: Captured) -> list[Endpoint]:
         )
         for workload in captured.workloads()
     ]
-    return [*pods, KUBE_DNS, OTHER_POD, OUTSIDE]
+    return [*pods, KUBE_DNS, OTHER_POD, OUTSIDE, SCRAPER]
 
 
 def cluster(captured: Captured, policies: list[dict] | None = None) -> Cluster:

@@ -71,6 +71,8 @@ VIEWS_DROPPED = Counter(
     ["reason"],
 )
 DROP_REASONS = ("outbox_full", "retries_exhausted", "rejected")
+for _reason in DROP_REASONS:  # each series exists from the start at 0, so increase() sees the first drop
+    VIEWS_DROPPED.labels(_reason)
 OUTBOX_VIEWS = Gauge(
     "flixtube_outbox_views", "Views waiting in the outbox to be sent.", multiprocess_mode="livesum"
 )
