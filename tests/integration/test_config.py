@@ -26,6 +26,14 @@ CASES = [
     ("video-streaming", "web", {"RABBIT": "http://nope"}, "RABBIT"),
     ("video-streaming", "web", {"VIDEOS_DIR": "/does/not/exist"}, "VIDEOS_DIR"),
     ("video-streaming", "web", {"VIEWED_MESSAGING": "http", "HISTORY_URL": "history"}, "HISTORY_URL"),
+    ("history", "worker", {"METRICS_PORT": "nine"}, "METRICS_PORT"),
+    ("video-streaming", "web", {"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER"),
+    (
+        "history",
+        "worker",
+        {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "smoke"},
+        "PROTOCOL",
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Protocol, cast
 
+from flixtube_common import metrics, tracing
 from flixtube_common.backoff import Backoff
 from flixtube_common.logs import event
 from flixtube_common.views import View
@@ -90,6 +91,7 @@ class Outbox:
             self._queue.put_nowait(view)
         except queue.Full:
             self.dropped += 1
+            metrics.VIEWS_DROPPED.labels("outbox_full").inc()
             event(
                 LOGGER,
                 "view dropped: outbox full",
@@ -100,6 +102,7 @@ class Outbox:
                 capacity=self._queue.maxsize,
             )
             return False
+        metrics.OUTBOX_VIEWS.inc()
         return True
 
     def close(self, timeout: float = 5.0) -> None:
@@ -136,6 +139,7 @@ class Outbox:
                     continue
                 pending += self._take(self._batch_size - 1)
             if self._deliver(pending):
+                metrics.OUTBOX_VIEWS.dec(len(pending))  # the depth counts a batch until it is done with
                 if 1 < len(pending) < self._batch_size and self._queue.qsize() < self._batch_size:
                     # Busy: what arrives meanwhile waits in the queue for the next batch (close() ends it).
                     self._wake.wait(self._linger)
@@ -143,6 +147,8 @@ class Outbox:
                 continue
             attempts += 1
             if self.max_attempts and attempts >= self.max_attempts:
+                metrics.VIEWS_DROPPED.labels("retries_exhausted").inc(len(pending))
+                metrics.OUTBOX_VIEWS.dec(len(pending))
                 for view in pending:
                     self.dropped += 1
                     event(
@@ -173,12 +179,15 @@ class Outbox:
         try:
             if not self.transport.connected:
                 self.transport.connect()
-            if len(views) == 1:
-                self.transport.send(views[0])
-            else:
-                cast("BatchTransport", self.transport).send_many(views)
+            with tracing.sending(views) as traced:  # each view carries its send span's context along
+                metrics.VIEWS_PUBLISHED.inc(len(views))
+                if len(traced) == 1:
+                    self.transport.send(traced[0])
+                else:
+                    cast("BatchTransport", self.transport).send_many(traced)
         except RejectedView as error:
             self.dropped += len(views)
+            metrics.VIEWS_DROPPED.labels("rejected").inc(len(views))
             for view in views:
                 event(
                     LOGGER,
@@ -190,6 +199,7 @@ class Outbox:
                 )
             return True
         except Exception as error:
+            metrics.VIEWS_RETRIED.inc(len(views))
             event(
                 LOGGER,
                 "view delivery failed, will retry",
@@ -202,6 +212,7 @@ class Outbox:
             return False
         self._backoff.reset()
         self.sent += len(views)
+        metrics.VIEWS_CONFIRMED.inc(len(views))
         if len(views) == 1:
             event(LOGGER, "view sent", videoPath=views[0].video_path, viewId=views[0].view_id)
         else:  # one line per batch: each line costs a write while the request threads wait for the GIL
