@@ -1,12 +1,15 @@
-"""What metrics and tracing cost: the code before them, and with tracing off and on, side by side.
+"""What metrics and tracing cost: the code before them, and with tracing off, on and sampled, side by side.
 
     .venv/bin/python -m bench.overhead --baseline REV [--rounds 3] [--seconds 5] [--views 3000]
 
-Three variants run at once, each started from the same Procfile line:
+Four variants run at once, each started from the same Procfile line:
   before   the services as of git revision REV (extracted with `git archive` into the work folder)
   off      this checkout, metrics on, tracing off (no OTEL_* variables: the default)
   on       this checkout with OTEL_TRACES_EXPORTER=otlp to a local OTLP/HTTP sink that accepts and
-           drops every batch (the exporter's encoding and sending is part of the cost; no collector's)
+           drops every batch (the exporter's encoding and sending is part of the cost; no collector's);
+           every trace is sampled (the SDK's default)
+  sampled  the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio, OTEL_TRACES_SAMPLER_ARG=0.1: one
+           playback in ten is traced, end to end
 Scenarios, in alternating rounds (the variants' order rotates every round):
   range    video-streaming: 1 MiB ranges at random offsets (metrics and a span per request, no view)
   start    video-streaming: 64 KiB ranges from byte 0, each a playback start that publishes a view
@@ -40,7 +43,8 @@ from bench.stream import ViewCounter, bind_view_queue
 from devtools import procfile
 from flixtube_common.views import View
 
-VARIANTS = ("before", "off", "on")
+VARIANTS = ("before", "off", "on", "sampled")
+SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 SCENARIOS = ("range", "start", "consume")
 QUEUE = "history.viewed"
 
@@ -124,12 +128,13 @@ def variant_service(
 
 
 def tracing_env(variant: str, sink: str) -> dict[str, str]:
-    if variant != "on":
+    if variant not in ("on", "sampled"):
         return {}
     return {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        **(SAMPLED if variant == "sampled" else {}),
     }
 
 
@@ -168,11 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(harness.workdir(args.keep))
         sink = stack.enter_context(otlp_sink())
-        roots = {
-            "before": baseline_tree(args.baseline, tmp / "before"),
-            "off": procfile.ROOT,
-            "on": procfile.ROOT,
-        }
+        roots = {variant: procfile.ROOT for variant in VARIANTS}
+        roots["before"] = baseline_tree(args.baseline, tmp / "before")
         video = harness.make_video(tmp / "videos", mib=args.mib)
         db_url = stack.enter_context(harness.mongo_server(tmp / "mongo"))
         db: pymongo.MongoClient[dict[str, Any]] = stack.enter_context(pymongo.MongoClient(db_url))
@@ -225,7 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for scenario in args.only:
             series[scenario] = {variant: harness.Series() for variant in VARIANTS}
             for round_ in range(args.rounds):
-                order = VARIANTS[round_ % 3 :] + VARIANTS[: round_ % 3]
+                order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
                 for variant in order:
                     if scenario == "consume":
                         rate, cpu_ms = consume_round(
