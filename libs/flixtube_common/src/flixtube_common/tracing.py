@@ -158,28 +158,46 @@ def sending(views: list[View]) -> Iterator[list[View]]:
     if not ENABLED:
         yield views
         return
-    spans = [
-        _tracer.start_span(
-            f"send {VIEWED}",
-            context=propagate.extract(view.trace),
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.operation.type": "send",
-                "messaging.destination.name": VIEWED,
-                "messaging.message.id": view.view_id,
-                "messaging.batch.message_count": len(views),
-            },
-        )
-        for view in views
-    ]
+    spans = [None if sampled_out(view.trace) else _send_span(view, len(views)) for view in views]
+    recording = [span for span in spans if span is not None]
     try:
-        yield [replace(view, trace=_injected(span)) for view, span in zip(views, spans, strict=True)]
+        yield [
+            view if span is None else replace(view, trace=_injected(span))
+            for view, span in zip(views, spans, strict=True)
+        ]
     except BaseException as error:
-        _failed(spans, error)
+        _failed(recording, error)
         raise
     finally:
-        for span in spans:
+        for span in recording:
             span.end()
+
+
+def _send_span(view: View, count: int) -> Span:
+    return _tracer.start_span(
+        f"send {VIEWED}",
+        context=propagate.extract(view.trace),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.operation.type": "send",
+            "messaging.destination.name": VIEWED,
+            "messaging.message.id": view.view_id,
+            "messaging.batch.message_count": count,
+        },
+    )
+
+
+def sampled_out(headers: Mapping[str, Any] | None) -> bool:
+    """Whether a W3C traceparent says its trace is not sampled (flags without the sampled bit).
+
+    Under the parent-based samplers (the SDK's default, and the cluster's) every span of such a trace is
+    a non-recording one: skipping them saves their cost, the context still travels on unchanged.
+    """
+    value = headers.get("traceparent") if headers else None
+    if not isinstance(value, str) or len(value) != 55:
+        return False
+    flags = value[-2:]
+    return all(c in "0123456789abcdef" for c in flags) and not int(flags, 16) & 1
 
 
 def _injected(span: Span) -> dict[str, str]:
@@ -213,6 +231,8 @@ def processing(
         return
     spans = []
     for headers, message_id in messages:
+        if sampled_out(headers):
+            continue
         consumer = _tracer.start_span(
             f"process {queue}",
             context=propagate.extract(_text_headers(headers)),
