@@ -168,19 +168,20 @@ PLATFORM_COUNTS = {
 }
 APP_COUNTS = {
     "flixtube:app:BackingService": 2,
+    "flixtube:app:Collector": 1,
     "flixtube:app:Credentials": 2,
     "flixtube:app:FlixTube": 1,
     "flixtube:app:Microservice": 3,
     "flixtube:app:NetworkPolicies": 1,
     "flixtube:app:Scraping": 1,
-    "kubernetes:apps/v1:Deployment": 3,
+    "kubernetes:apps/v1:Deployment": 4,
     "kubernetes:azmonitoring.coreos.com/v1:PodMonitor": 1,
-    "kubernetes:core/v1:ConfigMap": 1,
+    "kubernetes:core/v1:ConfigMap": 2,
     "kubernetes:apps/v1:StatefulSet": 2,
     "kubernetes:core/v1:Namespace": 1,
     "kubernetes:core/v1:Secret": 2,
-    "kubernetes:core/v1:Service": 5,
-    "kubernetes:networking.k8s.io/v1:NetworkPolicy": 8,
+    "kubernetes:core/v1:Service": 6,
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": 9,
     "random:index/randomPassword:RandomPassword": 2,
 }
 PROD_EXTRA = {

@@ -13,7 +13,7 @@ KUBE_DNS = Endpoint(
 OTHER_POD = Endpoint("other-namespace-pod", "default", {"app": "other"}, (("http", 8080, "TCP"),))
 OUTSIDE = Endpoint(INTERNET, None, {}, (("https", 443, "TCP"), ("ssh", 22, "TCP")))
 SCRAPER = Endpoint("ama-metrics", "kube-system", {"rsName": "ama-metrics"})  # managed Prometheus' scraper
-APP_PODS = ("video-streaming", "history", "recommendations", "rabbit", "db")
+APP_PODS = ("video-streaming", "history", "recommendations", "rabbit", "db", "otel-collector")
 
 EXPECTED = {
     ("video-streaming", "rabbit", 5672, "TCP"),
@@ -22,6 +22,11 @@ EXPECTED = {
     ("history", "db", 27017, "TCP"),
     ("recommendations", "rabbit", 5672, "TCP"),
     ("recommendations", "db", 27017, "TCP"),
+    # Traces: every service sends its spans to the collector over OTLP/HTTP.
+    *(
+        (service, "otel-collector", 4318, "TCP")
+        for service in ("video-streaming", "history", "recommendations")
+    ),
     # The public service: the load balancer forwards from anywhere, so any source reaches port 8080.
     *((source, "video-streaming", 8080, "TCP") for source in (INTERNET, OTHER_POD.name, KUBE_DNS.name)),
     # Metrics: the scraper reaches each web container's /metrics and each consumer's metrics port.
