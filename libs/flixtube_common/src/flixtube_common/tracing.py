@@ -160,17 +160,11 @@ def sending(views: list[View]) -> Iterator[list[View]]:
         return
     spans = [None if sampled_out(view.trace) else _send_span(view, len(views)) for view in views]
     recording = [span for span in spans if span is not None]
-    try:
+    with _ended(recording):
         yield [
             view if span is None else replace(view, trace=_injected(span))
             for view, span in zip(views, spans, strict=True)
         ]
-    except BaseException as error:
-        _failed(recording, error)
-        raise
-    finally:
-        for span in recording:
-            span.end()
 
 
 def _send_span(view: View, count: int) -> Span:
@@ -206,10 +200,19 @@ def _injected(span: Span) -> dict[str, str]:
     return headers
 
 
-def _failed(spans: Sequence[Span], error: BaseException) -> None:
-    for span in spans:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))
+@contextmanager
+def _ended(spans: Sequence[Span]) -> Iterator[None]:
+    """End the spans with the block, each marked failed if the block raised."""
+    try:
+        yield
+    except BaseException as error:
+        for span in spans:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}"))
+        raise
+    finally:
+        for span in spans:
+            span.end()
 
 
 # The subscribers: a CONSUMER span per message, and in it the database write.
@@ -245,14 +248,8 @@ def processing(
             },
         )
         spans += [_write_span(collection, len(messages), trace.set_span_in_context(consumer)), consumer]
-    try:
+    with _ended(spans):
         yield
-    except BaseException as error:
-        _failed(spans, error)
-        raise
-    finally:
-        for span in spans:
-            span.end()
 
 
 @contextmanager
@@ -261,14 +258,8 @@ def writing(collection: str) -> Iterator[None]:
     if not ENABLED:
         yield
         return
-    span = _write_span(collection, 1, None)
-    try:
+    with _ended([_write_span(collection, 1, None)]):
         yield
-    except BaseException as error:
-        _failed([span], error)
-        raise
-    finally:
-        span.end()
 
 
 def _write_span(collection: str, count: int, parent: context.Context | None) -> Span:
