@@ -205,14 +205,14 @@ def test_a_consumer_counts_each_event_it_handles(
 
     mongo_server.kill()
     publish(app.rabbit_url, [view_body(f"while-down-{i}.mp4") for i in range(5)], "viewed", "")
-    wait_until(lambda: metric("flixtube_store_outages_total") == 1, what="the outage to be counted")
+    wait_until(lambda: metric("flixtube_store_outages_total") == 1, timeout=60, what="the outage")
     assert metric("flixtube_consumer_paused") == 1
-    wait_until(lambda: metric("flixtube_consumer_lag_messages", **lag) == 5, what="the lag to show")
+    wait_until(lambda: metric("flixtube_consumer_lag_messages", **lag) == 5, timeout=60, what="the lag")
 
     mongo_server.start()
     wait_until(lambda: metric("flixtube_views_stored_total") == 6, timeout=60, what="the views after it")
     assert metric("flixtube_consumer_paused") == 0
-    wait_until(lambda: metric("flixtube_consumer_lag_messages", **lag) == 0, what="the lag to clear")
+    wait_until(lambda: metric("flixtube_consumer_lag_messages", **lag) == 0, timeout=60, what="no lag")
 
 
 @pytest.mark.parametrize("service", ["video-streaming", "history", "recommendations"])
