@@ -37,7 +37,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         contextlib.ExitStack() as stack,
     ):
         video = harness.make_video(tmp / "videos", mib=args.mib)
-        env = {"VIEWED_MESSAGING": "fanout", "RABBIT": rabbit, "DBHOST": db, "VIDEOS_DIR": str(video.parent)}
+        env = {
+            "VIEWED_MESSAGING": "fanout",
+            "RABBIT": rabbit,
+            "DBHOST": db,
+            "VIDEOS_DIR": str(video.parent),
+            "OUTBOX_DIR": str(tmp / "outbox"),
+        }
         services = [
             stack.enter_context(harness.service(name, kind, env, tmp, ready_path="/healthz"))
             for name in SERVICES

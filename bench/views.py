@@ -29,11 +29,13 @@ from pymongo.collection import Collection
 from bench import harness
 from flixtube_common.outbox import Outbox
 from flixtube_common.publisher import AmqpPublisher
+from flixtube_common.spool import Spool
 from flixtube_common.subscriber import queue_has_consumer
 from flixtube_common.views import View
 
 DBNAME = "bench_history"
 QUEUE = "history.viewed"
+OUTBOX_BYTES = 1024 * 1024 * 1024  # every view of a run fits: the budget is not what is measured
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -108,8 +110,9 @@ def raw_round(collection: Collection[dict[str, Any]], views: int) -> float:
     return views / (time.perf_counter() - started)
 
 
-def open_outbox(rabbit: str, capacity: int) -> Outbox:
-    outbox = Outbox(AmqpPublisher(rabbit, "fanout", "bench-views"), capacity=capacity)
+def open_outbox(rabbit: str, folder: Path) -> Outbox:
+    """The outbox video-streaming has: views on disk in `folder`, published with confirms."""
+    outbox = Outbox(AmqpPublisher(rabbit, "fanout", "bench-views"), Spool(folder, OUTBOX_BYTES))
     outbox.start()
     deadline = time.monotonic() + 30
     while not outbox.ready:
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(0.2)
             client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(db, tz_aware=True)
             log = StoredLog(worker.log)
-            outbox = open_outbox(rabbit, capacity=args.views)
+            outbox = open_outbox(rabbit, tmp / "outbox")
             rss = harness.RssSampler(harness.service_processes([worker]))
             with rss:
                 for round_ in range(args.rounds):

@@ -39,6 +39,7 @@ def main() -> int:
         "DBHOST": f"mongodb://127.0.0.1:{DB_PORT}",
         "HISTORY_URL": f"http://127.0.0.1:{PORTS['history']}",
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "1"),
+        "OUTBOX_DIR": os.environ.get("OUTBOX_DIR", str(ROOT / ".data" / "outbox")),
     }
     manager = Manager()
     manager.add_process(

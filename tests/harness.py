@@ -133,6 +133,7 @@ class FlixTube:
             "DBNAME": f"{service}-{self.tmp.name}"[:60],
             "HISTORY_URL": self.url("history"),
             "VIDEOS_DIR": str(self.videos_dir),
+            "OUTBOX_DIR": str(self.tmp / "outbox"),
             "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "8",
             "METRICS_PORT": str(self.metrics_ports[service]),

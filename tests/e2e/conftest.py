@@ -79,6 +79,7 @@ def app(rabbit: str, db_url: str, logs: Path) -> Iterator[RunningApp]:
         "DBHOST": db_url,
         "HISTORY_URL": url["history"],
         "WEB_CONCURRENCY": "1",
+        "OUTBOX_DIR": str(logs / "outbox"),
     }
     processes = []
     try:
@@ -111,6 +112,7 @@ def lone_player(app: RunningApp, tmp_path: Path, logs: Path) -> Iterator[tuple[s
         "VIEWED_MESSAGING": "http",
         "HISTORY_URL": app.history,
         "VIDEOS_DIR": str(videos),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
     }
     process = start_logged("video-streaming", "web", env, logs)
     try:

@@ -34,6 +34,8 @@ CASES = [
         {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "smoke"},
         "PROTOCOL",
     ),
+    ("video-streaming", "web", {"OUTBOX_DIR": "/proc/no-outbox-here"}, "OUTBOX_DIR"),
+    ("video-streaming", "web", {"OUTBOX_MAX_MIB": "0"}, "OUTBOX_MAX_MIB"),
 ]
 
 

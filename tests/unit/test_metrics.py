@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import history
 from flixtube_common.backoff import Backoff
 from flixtube_common.outbox import Outbox
+from flixtube_common.spool import ROW_OVERHEAD, Spool
 from flixtube_common.views import View
 from tests.fakes import MemoryStore, ScriptedTransport
 from tests.harness import wait_until
@@ -57,13 +58,17 @@ def dropped(reason: str) -> Series:
     return "flixtube_views_dropped_total", {"reason": reason}
 
 
+def outbox_in(folder: Path, transport: ScriptedTransport, max_bytes: int = 1024 * 1024) -> Outbox:
+    return Outbox(transport, Spool(folder, max_bytes), backoff=FAST, idle_tick=0.01)
+
+
 @pytest.fixture
 def client(tmp_path: Path) -> FlaskClient:
-    (tmp_path / "b.mp4").write_bytes(bytes(range(256)) * 4)
-    app = create_app(
-        {"VIDEOS_DIR": str(tmp_path), "VIEWED_MESSAGING": "http"}, outbox=Outbox(ScriptedTransport())
-    )
-    return app.test_client()
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "b.mp4").write_bytes(bytes(range(256)) * 4)
+    env = {"VIDEOS_DIR": str(videos), "VIEWED_MESSAGING": "http", "OUTBOX_DIR": str(tmp_path / "outbox")}
+    return create_app(env, outbox=outbox_in(tmp_path / "outbox", ScriptedTransport())).test_client()
 
 
 def test_requests_are_counted_by_route_method_and_status_with_their_latency(client: FlaskClient) -> None:
@@ -114,58 +119,53 @@ def test_metrics_endpoint_speaks_the_prometheus_text_format(client: FlaskClient)
     assert openmetrics.text.endswith("# EOF\n")
 
 
-def test_published_views_are_confirmed_and_leave_the_outbox_depth() -> None:
+def test_published_views_are_confirmed_and_leave_the_outbox_depth(tmp_path: Path) -> None:
     transport = ScriptedTransport()
     transport.gate.clear()
-    outbox = Outbox(transport, backoff=FAST, idle_tick=0.01)
+    outbox = outbox_in(tmp_path, transport)
     outbox.start()
-    with changes(PUBLISHED, CONFIRMED, RETRIED, DEPTH) as moved:
+    with changes(PUBLISHED, CONFIRMED, RETRIED) as moved:
         for name in "abc":
             outbox.put(View(name))
-        assert moved()[3] == 3  # waiting, one of them at the transport's gate
+        assert value(DEPTH[0]) == 3  # on disk, one of them at the transport's gate
         transport.gate.set()
         wait_until(lambda: len(transport.delivered) == 3, what="delivery")
+        wait_until(lambda: value(DEPTH[0]) == 0, what="the depth to fall")
         outbox.close()
-    assert moved() == [3, 3, 0, 0]
+    assert moved() == [3, 3, 0]
 
 
-def test_a_failed_send_is_counted_as_retried_then_confirmed() -> None:
+def test_a_failed_send_is_counted_as_retried_then_confirmed(tmp_path: Path) -> None:
     transport = ScriptedTransport(failures=2)
-    outbox = Outbox(transport, backoff=FAST, idle_tick=0.01)
+    outbox = outbox_in(tmp_path, transport)
     outbox.start()
-    with changes(PUBLISHED, CONFIRMED, RETRIED, DEPTH) as moved:
+    with changes(PUBLISHED, CONFIRMED, RETRIED) as moved:
         outbox.put(View("flaky"))
         wait_until(lambda: transport.delivered == ["flaky"], what="delivery")
         outbox.close()
-    assert moved() == [3, 1, 2, 0]
+    assert moved() == [3, 1, 2]
 
 
-def test_each_way_of_dropping_a_view_has_its_reason() -> None:
-    full = ScriptedTransport()
-    full.gate.clear()
-    outbox = Outbox(full, capacity=1, backoff=FAST, idle_tick=0.01)
+def test_a_full_outbox_and_a_rejecting_receiver_each_drop_with_their_reason(tmp_path: Path) -> None:
+    stuck = ScriptedTransport()
+    stuck.gate.clear()
+    outbox = outbox_in(tmp_path / "full", stuck, max_bytes=len(View("a").to_bytes()) + ROW_OVERHEAD)
     outbox.start()
-    with changes(dropped("outbox_full"), DEPTH) as moved:
-        outbox.put(View("taken"))
-        wait_until(lambda: outbox.stats()["buffered"] == 0, what="the sender to take the view")
-        outbox.put(View("waits"))
-        assert not outbox.put(View("no room"))
-        assert moved() == [1, 2]
-        full.gate.set()
+    with changes(dropped("outbox_full"), dropped("rejected")) as moved:
+        assert outbox.put(View("a"))
+        assert not outbox.put(View("b"))
+        stuck.gate.set()
         outbox.close()
     assert moved() == [1, 0]
 
-    for transport, reason, kwargs in (
-        (ScriptedTransport(failures=100), "retries_exhausted", {"max_attempts": 3}),
-        (ScriptedTransport(reject={"bad"}), "rejected", {}),
-    ):
-        outbox = Outbox(transport, backoff=FAST, idle_tick=0.01, **kwargs)
-        outbox.start()
-        with changes(dropped(reason), CONFIRMED, DEPTH) as moved:
-            outbox.put(View("bad"))
-            wait_until(lambda outbox=outbox: outbox.dropped == 1, what=reason)
-            outbox.close()
-        assert moved() == [1, 0, 0], reason
+    rejecting = ScriptedTransport(reject={"bad"})
+    outbox = outbox_in(tmp_path / "rejecting", rejecting)
+    outbox.start()
+    with changes(dropped("outbox_full"), dropped("rejected"), CONFIRMED) as moved:
+        outbox.put(View("bad"))
+        wait_until(lambda: outbox.dropped == 1, what="the rejection")
+        outbox.close()
+    assert moved() == [0, 1, 0]
 
 
 def test_history_counts_what_each_post_did() -> None:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from devtools.procfile import SHARED_SRC
 from flixtube_common import config, tracing
+from flixtube_common.spool import Spool
+from flixtube_common.views import View
 
 SAMPLED = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
 UNSAMPLED = "00-" + "c" * 32 + "-" + "d" * 16 + "-00"
@@ -84,3 +88,21 @@ def test_a_sampled_view_gets_its_spans_and_an_unsampled_one_passes_through_untou
     assert spans["process q.viewed"]["parent_id"] == send["context"]["span_id"]
     assert spans["insert videos"]["parent_id"] == spans["process q.viewed"]["context"]["span_id"]
     assert unsampled == UNSAMPLED
+
+
+def test_a_view_keeps_its_trace_context_on_disk_and_through_adoption(tmp_path: Path) -> None:
+    first = Spool(tmp_path, 1024 * 1024)
+    assert first.append(View("traced.mp4", trace={"traceparent": SAMPLED}))
+    [(_, kept)] = first.oldest(10)
+    assert kept.trace == {"traceparent": SAMPLED}
+    first.close()  # as if its process ended: the file, not empty, waits for another to adopt it
+    # A file written before the trace column existed is adopted too, its views without a context.
+    with sqlite3.connect(tmp_path / "outbox-old.sqlite3") as old:
+        old.execute("CREATE TABLE views (id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL)")
+        old.execute("INSERT INTO views (body) VALUES (?)", (View("old.mp4").to_bytes(),))
+    (tmp_path / "outbox-old.lock").touch()
+    second = Spool(tmp_path, 1024 * 1024)
+    assert second.adopt_orphans() == 2
+    adopted = {view.video_path: view.trace for _, view in second.oldest(10)}
+    assert adopted == {"traced.mp4": {"traceparent": SAMPLED}, "old.mp4": {}}
+    second.close()

@@ -8,20 +8,26 @@ import pytest
 from flask.testing import FlaskClient
 
 from flixtube_common.outbox import Outbox
+from flixtube_common.spool import Spool
 from tests.fakes import ScriptedTransport
 from video_streaming import create_app
 
 
 @pytest.fixture
-def outbox() -> Outbox:
-    return Outbox(ScriptedTransport())
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(ScriptedTransport(), Spool(tmp_path / "outbox", 1024 * 1024))
 
 
 @pytest.fixture
 def client(tmp_path: Path, outbox: Outbox) -> FlaskClient:
-    (tmp_path / "b.mp4").write_bytes(bytes(range(256)) * 4)
-    (tmp_path / "a.mp4").write_bytes(b"a" * 10)
-    app = create_app({"VIDEOS_DIR": str(tmp_path), "VIEWED_MESSAGING": "http"}, outbox=outbox)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "b.mp4").write_bytes(bytes(range(256)) * 4)
+    (videos / "a.mp4").write_bytes(b"a" * 10)
+    app = create_app(
+        {"VIDEOS_DIR": str(videos), "VIEWED_MESSAGING": "http", "OUTBOX_DIR": str(tmp_path / "outbox")},
+        outbox=outbox,
+    )
     app.config["TESTING"] = True
     return app.test_client()
 
@@ -65,7 +71,7 @@ def test_head_and_not_modified_queue_nothing(client: FlaskClient, outbox: Outbox
 
 def test_the_view_names_the_video_relative_to_the_folder(client: FlaskClient, outbox: Outbox) -> None:
     client.get("/video").close()
-    [view] = [outbox._queue.get_nowait()]
+    [(_row, view)] = outbox.spool.oldest(10)
     assert view.video_path == "a.mp4"
 
 
@@ -81,7 +87,8 @@ def test_bad_names_get_a_reason(client: FlaskClient, path: str, status: int) -> 
 def test_no_videos_is_404(tmp_path: Path, outbox: Outbox) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    app = create_app({"VIDEOS_DIR": str(empty), "VIEWED_MESSAGING": "http"}, outbox=outbox)
+    env = {"VIDEOS_DIR": str(empty), "VIEWED_MESSAGING": "http", "OUTBOX_DIR": str(tmp_path / "outbox")}
+    app = create_app(env, outbox=outbox)
     assert app.test_client().get("/video").status_code == 404
 
 
@@ -90,6 +97,7 @@ def test_readiness_needs_the_broker_outside_http_mode(tmp_path: Path, outbox: Ou
         "VIDEOS_DIR": str(tmp_path),
         "VIEWED_MESSAGING": "queue",
         "RABBIT": "amqp://guest:guest@127.0.0.1:1",
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
     }
     client = create_app(env, outbox=outbox).test_client()
     assert client.get("/healthz").status_code == 200

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 import pymongo
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, jsonify
 from pymongo.errors import PyMongoError
 
 from flixtube_common import config, logs, metrics, pages, tracing, web
-from flixtube_common.store import StoreUnavailable, ViewStore
+from flixtube_common.store import StoreUnavailable, ViewStore, listed
 from flixtube_common.subscriber import SubscriberSettings, create_subscriber_app
-from flixtube_common.views import InvalidView, View, iso_utc
+from flixtube_common.views import InvalidView, View
 from history import page
 
 SERVICE = "history"
@@ -36,7 +36,8 @@ def create_app(env: config.Env | None = None, views: ViewStore | None = None) ->
     def viewed() -> tuple[Response, int]:
         counted.consumed.inc()
         try:
-            view = View.from_json(request.get_json(force=True, silent=True))
+            # Parsed by the view's own parser: Flask's get_json lets a too deeply nested body raise.
+            view = View.from_bytes(web.read_body())
         except InvalidView as error:
             abort(400, description=str(error))
         try:
@@ -71,8 +72,6 @@ def create_app(env: config.Env | None = None, views: ViewStore | None = None) ->
             )
         except PyMongoError:
             abort(503, description="database unavailable")
-        return jsonify(
-            history=[{"videoPath": v["videoPath"], "viewedAt": iso_utc(v["viewedAt"])} for v in found]
-        )
+        return jsonify(history=[listed(document) for document in found])
 
     return app

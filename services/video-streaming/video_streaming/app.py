@@ -7,15 +7,16 @@ from flask import Flask, Response, abort, jsonify, request
 from flixtube_common import config, logs, metrics, pages, tracing, web
 from flixtube_common.outbox import Outbox
 from flixtube_common.publisher import AmqpPublisher
+from flixtube_common.spool import Spool
 from flixtube_common.views import View
 from video_streaming import page
 from video_streaming.history_client import HistoryPoster
 from video_streaming.library import Library, UnsafeName
+from video_streaming.ranges import drop_unservable_range
 from video_streaming.settings import Settings
 from video_streaming.streaming import is_playback_start, send_video
 
 SERVICE = "video-streaming"
-HTTP_ATTEMPTS = 8  # about 16 s of backoff between attempts (0.2 s doubling, capped at 5 s)
 
 
 def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> Flask:
@@ -35,10 +36,11 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
         name = request.args.get("path")
         try:
             found = library.find(name) if name is not None else library.first()
-        except UnsafeName:
-            abort(400, description="path must be a relative name inside the videos folder")
+        except UnsafeName as error:
+            abort(400, description=str(error))
         if found is None:
             abort(404, description=f"no video {name!r}" if name is not None else "no videos")
+        drop_unservable_range(request, found.size)
         response = send_video(request, found)
         if request.method == "GET" and response.status_code in (200, 206):
             metrics.STREAMED_BYTES.inc(response.content_length or 0)
@@ -59,7 +61,8 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
 
 
 def _outbox(settings: Settings) -> Outbox:
+    spool = Spool(settings.outbox_dir, settings.outbox_max_bytes)
     if settings.messaging == "http":
-        return Outbox(HistoryPoster(settings.history_url), max_attempts=HTTP_ATTEMPTS)
+        return Outbox(HistoryPoster(settings.history_url), spool)
     assert settings.rabbit_url is not None
-    return Outbox(AmqpPublisher(settings.rabbit_url, settings.messaging, SERVICE))
+    return Outbox(AmqpPublisher(settings.rabbit_url, settings.messaging, SERVICE), spool)

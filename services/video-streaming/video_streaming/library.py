@@ -8,9 +8,31 @@ from pathlib import Path
 
 from werkzeug.security import safe_join
 
+from flixtube_common.views import MAX_VIDEO_PATH, has_unsafe_characters
+
+MAX_NAME_PART_BYTES = 255  # the longest file or folder name Linux file systems take (NAME_MAX)
+
 
 class UnsafeName(ValueError):
-    """A requested name that tries to leave the videos folder."""
+    """A requested name that no video can have (the message says why), or that leaves the videos folder."""
+
+
+def check_name(name: str) -> None:
+    """Refuse, before any file-system call sees it, a name that could only fail there or escape.
+
+    A NUL makes os.stat raise ValueError and an over-long part ENAMETOOLONG: both would be a 500.
+    A name is also a view's videoPath, so it has the same limits.
+    """
+    if not name:
+        raise UnsafeName("path must not be empty")
+    if len(name) > MAX_VIDEO_PATH:
+        raise UnsafeName(f"path must be at most {MAX_VIDEO_PATH} characters, got {len(name)}")
+    if has_unsafe_characters(name):
+        raise UnsafeName("path must not contain control characters")
+    if any(len(part.encode()) > MAX_NAME_PART_BYTES for part in name.split("/")):
+        raise UnsafeName(f"each part of path must be at most {MAX_NAME_PART_BYTES} bytes")
+    if "\\" in name:
+        raise UnsafeName("path must use forward slashes")
 
 
 @dataclass(frozen=True)
@@ -25,10 +47,12 @@ class Library:
         self.root = root.resolve()
 
     def find(self, name: str) -> Video | None:
-        """The video called `name`; None if there is none. Raises UnsafeName for `..` or absolute names."""
-        joined = safe_join(str(self.root), name) if name and "\\" not in name else None
+        """The video called `name`; None if there is none. Raises UnsafeName for a name no video can have,
+        or one that leaves the folder (`..`, absolute)."""
+        check_name(name)
+        joined = safe_join(str(self.root), name)
         if joined is None:
-            raise UnsafeName(name)
+            raise UnsafeName("path must be a relative name inside the videos folder")
         return self._video(Path(joined))
 
     def first(self) -> Video | None:

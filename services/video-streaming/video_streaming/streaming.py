@@ -12,7 +12,7 @@ from __future__ import annotations
 import mimetypes
 from typing import BinaryIO
 
-from flask import Request, Response, send_file
+from flask import Request, Response, abort, send_file
 from werkzeug.http import is_resource_modified
 from werkzeug.wsgi import wrap_file
 
@@ -60,6 +60,9 @@ def send_video(request: Request, video: Video) -> Response:
         max_age=0,
     )
     response.accept_ranges = "bytes"  # also on 200 and HEAD answers, so players know they may seek
+    if response.status_code == 412:  # werkzeug keeps the file as the body of its 412
+        response.close()
+        abort(412, description="If-Match or If-Unmodified-Since: the video is not the one asked for")
     if response.status_code == 206 and still_fresh(request, response):
         return not_modified(response)
     # Each read of response.content_range parses the header again: read it once.

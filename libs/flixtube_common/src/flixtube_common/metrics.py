@@ -67,14 +67,14 @@ VIEWS_CONFIRMED = Counter(
 VIEWS_RETRIED = Counter("flixtube_views_retried", "Views whose delivery failed and will be sent again.")
 VIEWS_DROPPED = Counter(
     "flixtube_views_dropped",
-    "Views given up: outbox_full, retries_exhausted, or rejected by the receiver.",
+    "Views given up: refused by a full outbox (outbox_full), or rejected by the receiver.",
     ["reason"],
 )
-DROP_REASONS = ("outbox_full", "retries_exhausted", "rejected")
+DROP_REASONS = ("outbox_full", "rejected")
 for _reason in DROP_REASONS:  # each series exists from the start at 0, so increase() sees the first drop
     VIEWS_DROPPED.labels(_reason)
 OUTBOX_VIEWS = Gauge(
-    "flixtube_outbox_views", "Views waiting in the outbox to be sent.", multiprocess_mode="livesum"
+    "flixtube_outbox_views", "Views waiting in the outbox (on disk) to be sent.", multiprocess_mode="livesum"
 )
 
 # history and recommendations, by subscriber (the service's name).

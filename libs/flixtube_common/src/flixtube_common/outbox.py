@@ -1,8 +1,13 @@
-"""Views leave the request path through a bounded in-memory outbox and one background thread.
+"""Views leave the request path through a durable outbox on disk and one background thread per process.
 
-The thread owns the transport (pika's BlockingConnection is not thread-safe), so requests never wait
-for the broker or for history. While the transport is down, views wait in the outbox and go out in
-order once it is back; a full outbox drops the view, logged as an error and counted.
+`put` writes the view to this process's file in OUTBOX_DIR (a `Spool`) before the request that caused it
+returns; the thread delivers the files' views in order and deletes them only once the transport has
+them (the broker's confirm, or history's 200). A killed process loses nothing: its file is adopted and
+delivered by the next process that starts, or by a sibling worker. The thread owns the transport (a
+pika connection belongs to one thread), so requests never wait for the broker or for history. While the
+transport is down, views wait on disk and go out once it is back, retried with capped backoff for as
+long as it takes; a full outbox (the disk budget used up) refuses the view, logged as an error and
+counted, and the stream goes on.
 
 A transport that can carry several views at once (`send_many`, e.g. publishing a batch and waiting for
 all its confirms together) gets what is waiting, up to `batch_size` views. After a batch of several
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
+import sqlite3
 import threading
 import time
 from typing import Protocol, cast
@@ -23,9 +28,12 @@ from typing import Protocol, cast
 from flixtube_common import metrics, tracing
 from flixtube_common.backoff import Backoff
 from flixtube_common.logs import event
+from flixtube_common.spool import Spool
 from flixtube_common.views import View
 
 LOGGER = logging.getLogger(__name__)
+
+ADOPT_EVERY = 30.0  # seconds between looks for the files of processes that are gone
 
 
 class RejectedView(Exception):
@@ -56,8 +64,7 @@ class Outbox:
     def __init__(
         self,
         transport: Transport,
-        capacity: int = 10_000,
-        max_attempts: int | None = None,
+        spool: Spool,
         backoff: Backoff | None = None,
         idle_tick: float = 1.0,
         *,
@@ -65,115 +72,113 @@ class Outbox:
         linger: float = 0.05,
     ) -> None:
         self.transport = transport
-        self.max_attempts = max_attempts
+        self.spool = spool
         self._backoff = backoff or Backoff()
         self._idle_tick = idle_tick
         self._batch_size = batch_size if hasattr(transport, "send_many") else 1
         self._linger = linger
-        self._queue: queue.Queue[View] = queue.Queue(maxsize=capacity)
-        self._wake = threading.Event()
+        self._arrived = threading.Event()  # set by put: the thread has work
+        self._wake = threading.Event()  # set by close: every wait ends now
         self._stop_by: float | None = None
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._adopted_at = 0.0
         self.sent = 0
         self.dropped = 0
+        self.refused = 0
 
     def start(self) -> None:
         """Start the sender thread in this process (again after a fork, where threads do not survive)."""
         if self._pid == os.getpid() and self._thread and self._thread.is_alive():
             return
         self._pid = os.getpid()
+        self._stop_by = None
+        self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._thread.start()
 
     def put(self, view: View) -> bool:
-        try:
-            self._queue.put_nowait(view)
-        except queue.Full:
-            self.dropped += 1
+        """Keep the view on disk for delivery; False if the outbox is full (logged and counted)."""
+        if not self.spool.append(view):
+            self.refused += 1
             metrics.VIEWS_DROPPED.labels("outbox_full").inc()
             event(
                 LOGGER,
-                "view dropped: outbox full",
+                "view refused: outbox full",
                 logging.ERROR,
                 videoPath=view.video_path,
                 viewId=view.view_id,
-                dropped=self.dropped,
-                capacity=self._queue.maxsize,
+                refused=self.refused,
+                max_bytes=self.spool.max_bytes,
             )
             return False
-        metrics.OUTBOX_VIEWS.inc()
+        metrics.OUTBOX_VIEWS.set(self.spool.count)
+        self._arrived.set()
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is buffered, for at most `timeout` seconds, then stop the thread."""
+        """Deliver what is waiting, for at most `timeout` seconds, then stop the thread.
+
+        What is still undelivered stays on disk for the next process."""
         if not self._thread:
             return
         self._stop_by = time.monotonic() + timeout
         self._wake.set()
+        self._arrived.set()
         self._thread.join(timeout + 1)
-        if self._queue.qsize():
-            event(LOGGER, "views undelivered at shutdown", logging.ERROR, count=self._queue.qsize())
+        if self.spool.count:
+            event(LOGGER, "views left in the outbox at shutdown", logging.WARNING, count=self.spool.count)
+        self.spool.close()
 
     @property
     def ready(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.transport.connected
 
     def stats(self) -> dict[str, int]:
-        return {"buffered": self._queue.qsize(), "sent": self.sent, "dropped": self.dropped}
+        return {
+            "buffered": self.spool.count,
+            "sent": self.sent,
+            "dropped": self.dropped,
+            "refused": self.refused,
+            "bytes": self.spool.bytes,
+            "max_bytes": self.spool.max_bytes,
+        }
 
     def _stopping(self) -> bool:
         return self._stop_by is not None
 
     def _run(self) -> None:
-        pending: list[View] = []
-        attempts = 0
+        self._adopt()
         while True:
+            self._arrived.clear()  # before reading: a view put after the read sets it again
+            pending = self.spool.oldest(self._batch_size)
             if not pending:
-                try:
-                    pending = [self._queue.get(timeout=0 if self._stopping() else self._idle_tick)]
-                except queue.Empty:
-                    if self._stopping():
-                        break
+                if self._stopping():
+                    break
+                if not self._arrived.wait(self._idle_tick):
                     self._poll()
-                    continue
-                pending += self._take(self._batch_size - 1)
-            if self._deliver(pending):
-                metrics.OUTBOX_VIEWS.dec(len(pending))  # the depth counts a batch until it is done with
-                if 1 < len(pending) < self._batch_size and self._queue.qsize() < self._batch_size:
-                    # Busy: what arrives meanwhile waits in the queue for the next batch (close() ends it).
-                    self._wake.wait(self._linger)
-                pending, attempts = [], 0
+                    if time.monotonic() - self._adopted_at > ADOPT_EVERY:
+                        self._adopt()
                 continue
-            attempts += 1
-            if self.max_attempts and attempts >= self.max_attempts:
-                metrics.VIEWS_DROPPED.labels("retries_exhausted").inc(len(pending))
-                metrics.OUTBOX_VIEWS.dec(len(pending))
-                for view in pending:
-                    self.dropped += 1
-                    event(
-                        LOGGER,
-                        "view dropped: retries exhausted",
-                        logging.ERROR,
-                        videoPath=view.video_path,
-                        viewId=view.view_id,
-                        attempts=attempts,
-                    )
-                pending, attempts = [], 0
+            if self._deliver([view for _, view in pending]):
+                self.spool.remove_through(pending[-1][0])
+                metrics.OUTBOX_VIEWS.set(self.spool.count)
+                if 1 < len(pending) < self._batch_size and self.spool.count < self._batch_size:
+                    # Busy: what arrives meanwhile waits on disk for the next batch (close() ends it).
+                    self._wake.wait(self._linger)
+                continue
             if self._stopping() and time.monotonic() >= (self._stop_by or 0):
                 break
             self._pause(self._backoff.next_delay())
         self.transport.close()
 
-    def _take(self, most: int) -> list[View]:
-        """Up to `most` more views that are already waiting, without waiting for any."""
-        views = []
-        for _ in range(most):
-            try:
-                views.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return views
+    def _adopt(self) -> None:
+        self._adopted_at = time.monotonic()
+        try:
+            self.spool.adopt_orphans()
+            metrics.OUTBOX_VIEWS.set(self.spool.count)
+        except (OSError, sqlite3.Error) as error:  # a folder that went read-only, a damaged file
+            event(LOGGER, "outbox adoption failed", logging.ERROR, error=f"{type(error).__name__}: {error}")
 
     def _deliver(self, views: list[View]) -> bool:
         try:

@@ -1,9 +1,12 @@
 """Publishes "viewed" messages to RabbitMQ with publisher confirms; used by the outbox thread only.
 
-A batch of views is published at once and then its confirms are awaited together: the broker confirms
-(and, for persistent messages, writes) many messages for the price of one round trip. pika's
-BlockingChannel can only wait for each message's confirm in turn, so confirm mode is turned on on the
-channel it wraps, and the confirms are tracked here by delivery tag.
+The outbox thread owns one pika `SelectConnection` and its I/O loop, through pika's asynchronous API:
+each step (open the connection, open a channel, turn on confirms, declare, publish) is started, then the
+loop runs until that step's callback says it is done, or something failed, or the step's deadline
+passed. A batch of views is published at once and then its confirms are awaited together, tracked by
+delivery tag (Basic.Ack and Basic.Nack, either of which may cover every tag up to its own with
+`multiple`): the broker confirms (and, for persistent messages, writes) many messages for the price of
+one round trip. Between batches, `poll` turns the loop once so heartbeats keep flowing.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import time
 from collections.abc import Callable
 
 import pika
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPError
+from pika.channel import Channel
+from pika.exceptions import AMQPConnectionError, AMQPError
 from pika.frame import Method
 from pika.spec import Basic
 
@@ -25,6 +28,8 @@ from flixtube_common.views import View
 LOGGER = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT = 30.0  # seconds to wait for a batch's confirms before the outbox retries it
+CONNECT_TIMEOUT = 15.0  # seconds for the connection, channel, confirm mode and declaration together
+CLOSE_TIMEOUT = 2.0
 
 
 class ConfirmFailed(AMQPError):
@@ -61,25 +66,35 @@ class AmqpPublisher:
         self._mode = mode
         self._name = name
         self._exchange, self._routing_key = topology.publish_target(mode)
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+        self._connection: pika.SelectConnection | None = None
+        self._channel: Channel | None = None
         self._confirms = Confirms()
-        self._selected = False
+        self._declared = False
+        self._failure: str | None = None
 
     @property
     def connected(self) -> bool:
-        return self._connection is not None and self._connection.is_open
+        return (
+            self._connection is not None
+            and self._connection.is_open
+            and self._channel is not None
+            and self._channel.is_open
+            and self._declared
+        )
 
     def connect(self) -> None:
-        self._connection = pika.BlockingConnection(amqp.parameters(self._url, self._name))
-        self._channel = self._connection.channel()
+        """Open the connection and a channel in confirm mode and declare the target (or raise)."""
+        self.close()
+        self._failure = None
+        self._declared = False
         self._confirms = Confirms()
-        self._selected = False
-        # pika 1.4's BlockingChannel waits for each message's confirm in turn and flushes each message on
-        # its own: the channel it wraps is used directly to publish a batch and track its confirms.
-        self._channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_select_ok)
-        self._wait(lambda: self._selected, "confirm mode")
-        topology.declare_for_publish(self._channel, self._mode)
+        self._connection = pika.SelectConnection(
+            amqp.parameters(self._url, self._name),
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_open_error,
+            on_close_callback=self._on_connection_closed,
+        )
+        self._run_until(lambda: self._declared, "connection, confirm mode and declaration", CONNECT_TIMEOUT)
         event(LOGGER, "broker connected", broker=amqp.describe(self._url), mode=self._mode)
 
     def send(self, view: View) -> None:
@@ -90,7 +105,6 @@ class AmqpPublisher:
         """Publish the views, then wait until the broker confirmed them all (raises if any is nacked)."""
         assert self._channel is not None, "connect() first"
         now = int(time.time())
-        channel = self._channel._impl  # buffers the frames; _wait sends them all, then reads the confirms
         for view in views:
             properties = pika.BasicProperties(
                 content_type="application/json",
@@ -99,44 +113,95 @@ class AmqpPublisher:
                 timestamp=now,
                 headers=view.trace or None,  # W3C traceparent: the consumer's span continues the trace
             )
+            self._channel.basic_publish(self._exchange, self._routing_key, view.to_bytes(), properties)
             self._confirms.published()
-            channel.basic_publish(self._exchange, self._routing_key, view.to_bytes(), properties)
-        self._wait(lambda: not self._confirms.outstanding, f"confirms of {len(views)} messages")
+        # The frames wait in the connection's buffer; the loop writes them all, then reads the confirms.
+        self._run_until(lambda: not self._confirms.outstanding, f"confirms of {len(views)} messages")
         if self._confirms.nacked:
             self._confirms.nacked = False
             raise ConfirmFailed("the broker nacked a message of the batch")
 
     def poll(self) -> None:
-        if self._connection is not None:
-            self._connection.process_data_events(0)
+        """Turn the loop once: answer heartbeats, notice a closed connection."""
+        if self._connection is not None and not self._connection.is_closed:
+            loop = self._connection.ioloop
+            loop.call_later(0, loop.stop)
+            loop.start()
 
     def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
+        if connection is None:
+            return
+        if connection.is_open:
             try:
                 connection.close()
-            except Exception:
+                self._turn(connection, lambda: connection.is_closed, CLOSE_TIMEOUT)
+            except AMQPError:
                 LOGGER.debug("close failed", exc_info=True)
+        connection.ioloop.close()
 
-    def _on_select_ok(self, _frame: Method) -> None:
-        self._selected = True
-        self._end_wait()
+    # --- one callback per step of the connection's life ------------------------------------------
+
+    def _on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_connection_open_error(self, _connection: pika.SelectConnection, error: BaseException) -> None:
+        self._fail(f"cannot connect: {type(error).__name__}: {error}")
+
+    def _on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+        self._failure = self._failure or f"connection closed: {type(reason).__name__}: {reason}"
+        connection.ioloop.stop()  # also while close() waits, when this is no longer self._connection
+
+    def _on_channel_open(self, channel: Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
+        self._fail(f"channel closed: {type(reason).__name__}: {reason}")
+
+    def _on_confirm_mode(self, _frame: Method) -> None:
+        assert self._channel is not None
+        topology.declare_for_publish(self._channel, self._mode, callback=self._on_declared)
+
+    def _on_declared(self, _frame: Method) -> None:
+        self._declared = True
+        self._step_done()
 
     def _on_confirm(self, frame: Method) -> None:
         self._confirms.on_confirm(frame)
         if not self._confirms.outstanding or self._confirms.nacked:
-            self._end_wait()
+            self._step_done()
 
-    def _end_wait(self) -> None:
-        """Make process_data_events return now: it ends early only for the connection's own events."""
+    # --- running the loop until a step is done ---------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        self._failure = self._failure or reason
+        self._step_done()
+
+    def _step_done(self) -> None:
+        """Make the loop return to the step that waits (it checks whether it is done)."""
         if self._connection is not None:
-            self._connection.call_later(0, lambda: None)
+            self._connection.ioloop.stop()
 
-    def _wait(self, done: Callable[[], bool], what: str) -> None:
+    def _run_until(self, done: Callable[[], bool], what: str, timeout: float = CONFIRM_TIMEOUT) -> None:
         assert self._connection is not None, "connect() first"
-        deadline = time.monotonic() + CONFIRM_TIMEOUT
-        while not done():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ConfirmFailed(f"no {what} from the broker within {CONFIRM_TIMEOUT:g} s")
-            self._connection.process_data_events(time_limit=min(left, 1.0))
+        if not self._turn(self._connection, lambda: done() or self._failure is not None, timeout):
+            raise ConfirmFailed(f"no {what} from the broker within {timeout:g} s")
+        if self._failure is not None:
+            raise AMQPConnectionError(self._failure)
+
+    @staticmethod
+    def _turn(connection: pika.SelectConnection, done: Callable[[], bool], timeout: float) -> bool:
+        """Run the connection's loop until `done()`, for at most `timeout` seconds; whether it is done."""
+        loop = connection.ioloop
+        deadline = time.monotonic() + timeout
+        timer = loop.call_later(timeout, loop.stop)
+        try:
+            while not done():
+                if time.monotonic() >= deadline:
+                    return False
+                loop.start()  # returns when a callback (or the deadline's timer) stops it
+        finally:
+            loop.remove_timeout(timer)
+        return True

@@ -6,7 +6,10 @@ implementation of the design can declare them too; dead-lettering is done by our
 
 from __future__ import annotations
 
+from typing import Any
+
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.channel import Channel
 
 VIEWED = "viewed"
 DEAD_LETTER_QUEUE = "viewed.dead"
@@ -17,11 +20,12 @@ def publish_target(mode: str) -> tuple[str, str]:
     return ("", VIEWED) if mode == "queue" else (VIEWED, "")
 
 
-def declare_for_publish(channel: BlockingChannel, mode: str) -> None:
+def declare_for_publish(channel: BlockingChannel | Channel, mode: str, **callback: Any) -> None:
+    """Declare what a publisher sends to; on pika's asynchronous Channel, pass `callback=`."""
     if mode == "queue":
-        channel.queue_declare(VIEWED, durable=True)
+        channel.queue_declare(VIEWED, durable=True, **callback)
     else:
-        channel.exchange_declare(VIEWED, exchange_type="fanout", durable=True)
+        channel.exchange_declare(VIEWED, exchange_type="fanout", durable=True, **callback)
 
 
 def consumer_queue(mode: str, subscriber_queue: str) -> str:

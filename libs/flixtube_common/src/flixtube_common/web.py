@@ -19,6 +19,11 @@ LOGGER = logging.getLogger("flixtube.request")
 Check = Callable[[], bool]
 QUIET_PATHS = ("/healthz", "/readyz", "/metrics")  # probes and scrapes: no trace; logged only when failed
 
+# The largest request body any route reads: a view is well under 2 KiB. Larger bodies are answered 413.
+MAX_BODY_BYTES = 16 * 1024
+# The most digits a numeric query parameter may have (more is no number any route could use).
+MAX_DIGITS = 12
+
 
 class Background(Protocol):
     """Work a process runs beside its requests; started after gunicorn forks, closed at worker exit."""
@@ -31,6 +36,7 @@ class Background(Protocol):
 def create_base_app(import_name: str, service: str) -> Flask:
     app = Flask(import_name)
     app.config["SERVICE"] = service
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["flixtube.checks"] = {}
     app.extensions["flixtube.background"] = []
@@ -63,9 +69,22 @@ def query_int(name: str, default: int, cap: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
-        abort(400, description=f"{name} must be a non-negative integer, got {raw!r}")
+    # str.isdigit() alone also takes digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_DIGITS:
+        abort(400, description=f"{name} must be a non-negative integer of at most {MAX_DIGITS} digits")
     return min(int(raw), cap)
+
+
+def read_body() -> bytes:
+    """The request body, or a 413 if it is MAX_BODY_BYTES or more.
+
+    werkzeug answers 413 itself for a Content-Length over the limit, but cuts a body of unknown length
+    (chunked) at the limit without a word: a body that fills the limit is taken to be longer.
+    """
+    data = request.get_data(cache=False)
+    if len(data) >= MAX_BODY_BYTES:
+        abort(413, description=f"the request body must be under {MAX_BODY_BYTES} bytes")
+    return data
 
 
 def _json_error(error: HTTPException) -> Response:
