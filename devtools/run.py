@@ -2,7 +2,9 @@
 
 Starts an nx-27017 MongoDB-wire server with its data in .data/mongo, uses the local RabbitMQ in
 `fanout` mode when one answers (else `http` mode), starts every Procfile line through honcho, and
-prints the URLs. Ctrl-C stops everything it started.
+prints the URLs, /metrics included (each consumer serves its own on METRICS_PORTS). OTEL_* variables
+in the environment reach every process: `OTEL_TRACES_EXPORTER=console make run` prints the spans. Ctrl-C
+stops everything it started.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from devtools.procfile import (
 )
 
 PORTS = {"video-streaming": 4000, "history": 4001, "recommendations": 4002}
+METRICS_PORTS = {"history": 4011, "recommendations": 4012}  # the consumers' own /metrics
 DB_PORT = int(os.environ.get("FLIXTUBE_DB_PORT", "27017"))
 
 
@@ -50,12 +53,21 @@ def main() -> int:
             # A consumer has nothing to do in http mode and exits; honcho would then stop everything.
             if kind != "web" and mode == "http":
                 continue
-            env = process_env({**common, "PORT": str(PORTS[service]), "APP_PORT": app_ports[service]})
+            ports = {"PORT": str(PORTS[service]), "APP_PORT": app_ports[service]}
+            if service in METRICS_PORTS:
+                ports["METRICS_PORT"] = str(METRICS_PORTS[service])
+            env = process_env({**common, **ports})
             manager.add_process(f"{service}.{kind}", command, env=env, cwd=str(service_dir(service)))
     print(f"FlixTube ({mode} mode, MongoDB-wire server on 127.0.0.1:{DB_PORT}, data in .data/mongo)")
     for service, port in PORTS.items():
         print(f"  {service:16} http://localhost:{port}/")
     print("  watch a video:   http://localhost:4000/   recent views: http://localhost:4001/")
+    print("  metrics:         " + "  ".join(f"http://localhost:{port}/metrics" for port in PORTS.values()))
+    if mode != "http":
+        consumers = "  ".join(f"http://localhost:{port}/metrics" for port in METRICS_PORTS.values())
+        print(f"  consumer metrics: {consumers}")
+    tracing = os.environ.get("OTEL_TRACES_EXPORTER")
+    print(f"  traces:          {tracing or 'off (e.g. OTEL_TRACES_EXPORTER=console make run)'}")
     manager.loop()
     return manager.returncode or 0
 

@@ -11,7 +11,9 @@ from infra import kube
 from infra.backing import BackingService, Credentials, db_spec, rabbit_spec
 from infra.config import NAMESPACE, Settings
 from infra.microservice import HTTP_PORT, Microservice, MicroserviceSpec
+from infra.monitoring import Scraping
 from infra.network import Flow, NetworkPolicies
+from infra.tracing import COLLECTOR, OTLP_HTTP_PORT, Collector, tracing_env
 
 VIDEO_STREAMING = "video-streaming"
 HISTORY = "history"
@@ -28,6 +30,7 @@ FLOWS = (
     Flow(HISTORY, DB, MONGO_PORT),
     Flow(RECOMMENDATIONS, RABBIT, AMQP_PORT),
     Flow(RECOMMENDATIONS, DB, MONGO_PORT),
+    *(Flow(service, COLLECTOR, OTLP_HTTP_PORT) for service in (VIDEO_STREAMING, HISTORY, RECOMMENDATIONS)),
 )
 """Every connection the app makes inside the namespace; NetworkPolicies allow these and nothing else."""
 
@@ -80,13 +83,16 @@ class FlixTube(pulumi.ComponentResource):
         policies = NetworkPolicies(
             "network-policies",
             instance,
-            workloads=(VIDEO_STREAMING, HISTORY, RECOMMENDATIONS, RABBIT, DB),
+            workloads=(VIDEO_STREAMING, HISTORY, RECOMMENDATIONS, RABBIT, DB, COLLECTOR),
             flows=FLOWS,
             public={VIDEO_STREAMING: HTTP_PORT},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )
         # No pod runs before the namespace denies all traffic but the declared flows.
         guarded = pulumi.ResourceOptions(parent=self, depends_on=[namespace, policies])
+        microservices = {**labels, "app.kubernetes.io/component": "web"}
+        Scraping("scraping", labels, microservices, HTTP_PORT, opts=guarded)
+        Collector(settings.collector_image, instance, opts=guarded)
 
         rabbit_credentials = Credentials(
             "rabbit-credentials",
@@ -143,6 +149,7 @@ class FlixTube(pulumi.ComponentResource):
         """video-streaming, history and recommendations with the contract's environment; returns the first."""
         common_env = [
             *kube.literal_env({"PORT": str(HTTP_PORT), "VIEWED_MESSAGING": "fanout", "WEB_CONCURRENCY": "2"}),
+            *kube.literal_env(tracing_env(settings.trace_sample_ratio)),
             kube.secret_env("RABBIT", rabbit_secret, "url"),
         ]
         tag = settings.image_tag or ""

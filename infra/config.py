@@ -22,6 +22,8 @@ NAMESPACE = "flixtube"
 RABBIT_IMAGE = "rabbitmq:4.1.4-management"
 MONGO_IMAGE = "mongo:8.0.12"
 """Backing-service images: the same pins as the compose file. Override with `rabbitImage` / `mongoImage`."""
+COLLECTOR_IMAGE = "otel/opentelemetry-collector:0.161.0"
+"""The OpenTelemetry Collector that receives the traces (infra/tracing.py). Override with `collectorImage`."""
 
 CLUSTER_TIERS = ("Free", "Standard")
 REGISTRY_SKUS = ("Basic", "Standard", "Premium")
@@ -70,6 +72,8 @@ class Settings:
     mongo_image: str
     rabbit_storage_gi: int
     db_storage_gi: int
+    collector_image: str
+    trace_sample_ratio: float
 
     @property
     def autoscaling(self) -> bool:
@@ -135,6 +139,12 @@ class _Reader:
             raise _bad(key, f"expected a whole number from {low} to {high}, got {value}")
         return value
 
+    def ratio(self, key: str, default: float) -> float:
+        value = self._convert(key, float, "a number from 0 to 1")
+        if value is not None and not 0 <= value <= 1:
+            raise _bad(key, f"expected a number from 0 to 1, got {value:g}")
+        return default if value is None else value
+
     def boolean(self, key: str, default: bool) -> bool:
         value = self._convert(key, _parse_bool, "true or false")
         return default if value is None else value
@@ -199,6 +209,10 @@ def parse(raw: Mapping[str, str], *, location: str | None, stack: str) -> Settin
         mongo_image=read.string("mongoImage", _IMAGE, "an image with a pinned tag", default=MONGO_IMAGE),
         rabbit_storage_gi=read.integer("rabbitStorageGi", 1, 1024, default=2),
         db_storage_gi=read.integer("dbStorageGi", 1, 1024, default=4),
+        collector_image=read.string(
+            "collectorImage", _IMAGE, "an image with a pinned tag", default=COLLECTOR_IMAGE
+        ),
+        trace_sample_ratio=read.ratio("traceSampleRatio", default=0.1),
     )
     unknown = sorted(set(raw) - read.used)
     if unknown:

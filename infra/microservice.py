@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import front, kube
+from infra.monitoring import METRICS_PORT, METRICS_PORT_NAME
 
 core = k8s.core.v1
 
@@ -166,13 +167,19 @@ class Microservice(pulumi.ComponentResource):
 
     @staticmethod
     def _worker_container(spec: MicroserviceSpec, module: str) -> core.ContainerArgs:
-        """The consumer from the same image; alive while it touches its heartbeat file."""
+        """The consumer from the same image; alive while it touches its heartbeat file; serves its metrics."""
         return core.ContainerArgs(
             name="worker",
             image=spec.image,
             image_pull_policy=kube.PULL_POLICY,
             command=["python", "-m", module],
-            env=[*spec.env, *kube.literal_env({"HEARTBEAT_FILE": HEARTBEAT_FILE})],
+            ports=[
+                core.ContainerPortArgs(name=METRICS_PORT_NAME, container_port=METRICS_PORT, protocol="TCP")
+            ],
+            env=[
+                *spec.env,
+                *kube.literal_env({"HEARTBEAT_FILE": HEARTBEAT_FILE, "METRICS_PORT": str(METRICS_PORT)}),
+            ],
             resources=WORKER_RESOURCES.args(),
             security_context=kube.container_security(kube.APP_UID),
             # Up to five minutes to reach the broker the first time, then one stale minute restarts it.

@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra.config import Settings
+from infra.monitoring import AzureMonitoring
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 """Built-in role definition id of AcrPull (read images, nothing else)."""
@@ -53,6 +54,17 @@ class Platform(pulumi.ComponentResource):
         group = azure.resources.ResourceGroup(f"flixtube-{settings.stack}", tags=tags, opts=child)
         registry = self._registry(settings, group, tags, child)
         cluster = self._cluster(settings, group, tags, child)
+
+        AzureMonitoring(
+            "monitoring",
+            stack=settings.stack,
+            location=settings.location,
+            resource_group_name=group.name,
+            cluster_id=cluster.id,
+            cluster_name=cluster.name,
+            tags=tags,
+            opts=child,
+        )
 
         client = azure.authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self.acr_pull = azure.authorization.RoleAssignment(
@@ -161,6 +173,10 @@ class Platform(pulumi.ComponentResource):
                 network_dataplane=cs.NetworkDataplane.CILIUM,
                 network_policy=cs.NetworkPolicy.CILIUM,
                 load_balancer_sku=cs.LoadBalancerSku.STANDARD,
+            ),
+            # The managed Prometheus add-on (ama-metrics pods); monitoring.py routes what it scrapes.
+            azure_monitor_profile=cs.ManagedClusterAzureMonitorProfileArgs(
+                metrics=cs.ManagedClusterAzureMonitorProfileMetricsArgs(enabled=True)
             ),
             auto_upgrade_profile=cs.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=cs.UpgradeChannel.PATCH,

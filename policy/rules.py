@@ -66,6 +66,12 @@ def _cluster(resource: Resource) -> Iterator[str]:
         yield "the Kubernetes version must come from config, not the Azure default of the day"
 
 
+def _monitored(resource: Resource) -> Iterator[str]:
+    metrics = (resource.props.get("azureMonitorProfile") or {}).get("metrics") or {}
+    if metrics.get("enabled") is not True:
+        yield "the managed Prometheus add-on must scrape the cluster (azureMonitorProfile.metrics.enabled)"
+
+
 def _explicit_provider(resource: Resource) -> Iterator[str]:
     provider = resource.provider
     if provider is None or provider.name.startswith("default"):
@@ -201,6 +207,11 @@ RESOURCE_CHECKS: dict[str, tuple[str, Callable[[str], bool], Check]] = {
         "AKS runs with a managed identity, RBAC, a network policy engine and a configured version.",
         lambda t: t == CLUSTER,
         _cluster,
+    ),
+    "aks-managed-prometheus": (
+        "AKS runs the managed Prometheus add-on, so every service's /metrics is scraped and alerted on.",
+        lambda t: t == CLUSTER,
+        _monitored,
     ),
     "k8s-explicit-provider": (
         "Every Kubernetes object goes through the cluster's explicit provider.",

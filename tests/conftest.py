@@ -71,8 +71,13 @@ def start_flixtube(
     """Start FlixTube in a messaging mode; stopped after the test, its logs printed if the test failed."""
     started: list[FlixTube] = []
 
-    def start(mode: str, services: tuple[str, ...] = SERVICES, db_url: str | None = None) -> FlixTube:
-        app = FlixTube(mode, tmp_path, db_url or mongo_url, rabbit_url, videos_dir)
+    def start(
+        mode: str,
+        services: tuple[str, ...] = SERVICES,
+        db_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> FlixTube:
+        app = FlixTube(mode, tmp_path, db_url or mongo_url, rabbit_url, videos_dir, env or {})
         started.append(app)
         return app.start(services)
 

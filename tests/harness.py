@@ -118,9 +118,11 @@ class FlixTube:
     db_url: str
     rabbit_url: str
     videos_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     app_ports: dict[str, int] = field(default_factory=dict)  # where an app behind a front listens
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # the consumers' own /metrics
     _client: pymongo.MongoClient[dict[str, Any]] | None = None
 
     def env(self, service: str) -> dict[str, str]:
@@ -136,6 +138,8 @@ class FlixTube:
             "OUTBOX_DIR": str(self.tmp / "outbox"),
             "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "8",
+            "METRICS_PORT": str(self.metrics_ports[service]),
+            **self.extra_env,
         }
 
     def url(self, service: str, path: str = "") -> str:
@@ -145,6 +149,7 @@ class FlixTube:
         for service in procfile.SERVICES:  # every service gets a port, so each knows where the others are
             self.ports.setdefault(service, procfile.free_port())
             self.app_ports.setdefault(service, procfile.free_port())
+            self.metrics_ports.setdefault(service, procfile.free_port())
         for service in services:
             for kind in procfile.read_procfile(service):
                 process = Process(service, kind, self.env(service), self.tmp / f"{service}.{kind}.log")

@@ -150,8 +150,12 @@ def test_the_image_copies_the_package_the_procfile_runs(service: str) -> None:
     assert [f"services/{service}/{app_module}", app_module] in copied
 
 
-def test_the_dev_settings_reload_and_keep_the_shared_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_dev_settings_reload_and_keep_the_shared_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("PORT", str(IMAGE_PORT))
+    # The settings name a fresh metrics folder in the environment: keep it to this test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     path = REPO / "libs/flixtube_common/src/flixtube_common/gunicorn_dev_conf.py"
     settings = runpy.run_path(str(path))
     assert settings["reload"] is True

@@ -152,27 +152,36 @@ def test_a_preview_registers_the_same_resources(captures: dict[str, Captured]):
 
 
 PLATFORM_COUNTS = {
+    "azure-native:alertsmanagement:PrometheusRuleGroup": 1,
     "azure-native:authorization:RoleAssignment": 1,
     "azure-native:containerregistry:Registry": 1,
     "azure-native:containerservice:ManagedCluster": 1,
+    "azure-native:monitor:AzureMonitorWorkspace": 1,
+    "azure-native:monitor:DataCollectionEndpoint": 1,
+    "azure-native:monitor:DataCollectionRule": 1,
+    "azure-native:monitor:DataCollectionRuleAssociation": 1,
     "azure-native:resources:ResourceGroup": 1,
+    "flixtube:platform:AzureMonitoring": 1,
     "flixtube:platform:Platform": 1,
     "pulumi:providers:kubernetes": 1,
     "random:index/randomString:RandomString": 1,
 }
 APP_COUNTS = {
     "flixtube:app:BackingService": 2,
+    "flixtube:app:Collector": 1,
     "flixtube:app:Credentials": 2,
     "flixtube:app:FlixTube": 1,
     "flixtube:app:Microservice": 3,
     "flixtube:app:NetworkPolicies": 1,
-    "kubernetes:apps/v1:Deployment": 3,
+    "flixtube:app:Scraping": 1,
+    "kubernetes:apps/v1:Deployment": 4,
+    "kubernetes:azmonitoring.coreos.com/v1:PodMonitor": 1,
     "kubernetes:apps/v1:StatefulSet": 2,
-    "kubernetes:core/v1:ConfigMap": 2,  # the nginx front's template, the broker's definitions
+    "kubernetes:core/v1:ConfigMap": 4,  # nginx template, broker definitions, dashboard, collector config
     "kubernetes:core/v1:Namespace": 1,
     "kubernetes:core/v1:Secret": 2,
-    "kubernetes:core/v1:Service": 5,
-    "kubernetes:networking.k8s.io/v1:NetworkPolicy": 7,
+    "kubernetes:core/v1:Service": 6,
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": 9,
     "random:index/randomPassword:RandomPassword": 2,
 }
 PROD_EXTRA = {

@@ -12,7 +12,8 @@ KUBE_DNS = Endpoint(
 )
 OTHER_POD = Endpoint("other-namespace-pod", "default", {"app": "other"}, (("http", 8080, "TCP"),))
 OUTSIDE = Endpoint(INTERNET, None, {}, (("https", 443, "TCP"), ("ssh", 22, "TCP")))
-APP_PODS = ("video-streaming", "history", "recommendations", "rabbit", "db")
+SCRAPER = Endpoint("ama-metrics", "kube-system", {"rsName": "ama-metrics"})  # managed Prometheus' scraper
+APP_PODS = ("video-streaming", "history", "recommendations", "rabbit", "db", "otel-collector")
 
 EXPECTED = {
     ("video-streaming", "rabbit", 5672, "TCP"),
@@ -21,8 +22,16 @@ EXPECTED = {
     ("history", "db", 27017, "TCP"),
     ("recommendations", "rabbit", 5672, "TCP"),
     ("recommendations", "db", 27017, "TCP"),
+    # Traces: every service sends its spans to the collector over OTLP/HTTP.
+    *(
+        (service, "otel-collector", 4318, "TCP")
+        for service in ("video-streaming", "history", "recommendations")
+    ),
     # The public service: the load balancer forwards from anywhere, so any source reaches port 8080.
     *((source, "video-streaming", 8080, "TCP") for source in (INTERNET, OTHER_POD.name, KUBE_DNS.name)),
+    # Metrics: the scraper reaches each web container's /metrics and each consumer's metrics port.
+    *((SCRAPER.name, service, 8080, "TCP") for service in ("video-streaming", "history", "recommendations")),
+    *((SCRAPER.name, service, 9464, "TCP") for service in ("history", "recommendations")),
     # Name resolution for every pod of the app.
     *((pod, "kube-dns", 53, protocol) for pod in APP_PODS for protocol in ("UDP", "TCP")),
 }
@@ -42,7 +51,7 @@ def endpoints(captured: Captured) -> list[Endpoint]:
         )
         for workload in captured.workloads()
     ]
-    return [*pods, KUBE_DNS, OTHER_POD, OUTSIDE]
+    return [*pods, KUBE_DNS, OTHER_POD, OUTSIDE, SCRAPER]
 
 
 def cluster(captured: Captured, policies: list[dict] | None = None) -> Cluster:

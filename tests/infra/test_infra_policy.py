@@ -116,6 +116,10 @@ BREAKAGES: dict[str, tuple[Callable[[list[Args]], None], str]] = {
         "aks-secure-cluster",
     ),
     "service principal cluster": (lambda r: find(r, CLUSTER).props.pop("identity"), "aks-secure-cluster"),
+    "no metrics add-on": (
+        lambda r: find(r, CLUSTER).props.pop("azureMonitorProfile"),
+        "aks-managed-prometheus",
+    ),
     "default provider": (
         lambda r: setattr(
             find(r, "Service", "history"), "provider", SimpleNamespace(name="default_4_34_2", urn="u")

@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from infra.config import COLLECTOR_IMAGE
+from infra.tracing import tracing_env
 from tests.containers.build_files import compose
 from tests.infra.capture import PASSWORD_PREFIX, ROOT, Captured
 from tests.infra.conftest import IMAGE_TAG
@@ -13,7 +15,9 @@ from tests.infra.conftest import IMAGE_TAG
 SERVICES = ("video-streaming", "history", "recommendations")
 CONSUMERS = ("history", "recommendations")
 BACKING_IMAGES = {"rabbit": "rabbitmq:4.1.4-management", "db": "mongo:8.0.12"}
+PINNED_IMAGES = {**BACKING_IMAGES, "otel-collector": COLLECTOR_IMAGE}
 SERVICE_PORTS = {"rabbit": 5672, "db": 27017, "video-streaming": 80, "history": 80, "recommendations": 80}
+SERVICE_PORTS["otel-collector"] = 4318
 CONTRACT_ENV = {
     # Required by the contract (names from CONTRACT.md), plus the optional queue name.
     "video-streaming": {"PORT", "RABBIT", "VIEWED_MESSAGING", "HISTORY_URL"},
@@ -28,7 +32,9 @@ KNOWN_ENV |= {
     "HEARTBEAT_FILE",
     "APP_PORT",
     "OUTBOX_DIR",
+    "METRICS_PORT",
 }
+KNOWN_ENV |= set(tracing_env(0.1))
 FRONT_IMAGE = "nginxinc/nginx-unprivileged:1.29.3-alpine"
 FRONT_ENV = {"PORT": "8080", "APP_PORT": "8081", "VIDEOS_DIR": "/videos", "NGINX_ENVSUBST_OUTPUT_DIR": "/tmp"}
 TEMPLATE = ROOT / "services/video-streaming/nginx/nginx.conf.template"
@@ -41,6 +47,11 @@ def env_of(container: dict) -> dict[str, dict]:
 
 def pod_spec(workload: dict) -> dict:
     return workload["spec"]["template"]["spec"]
+
+
+def microservices(captured: Captured) -> list[dict]:
+    """The Deployments of our own services (the trace collector is a Deployment too)."""
+    return [m for m in captured.manifests("Deployment") if m["metadata"]["name"] in SERVICES]
 
 
 def test_everything_lives_in_the_flixtube_namespace(deployed: Captured):
@@ -65,7 +76,7 @@ def test_services_have_the_names_pods_dial_and_only_video_streaming_is_public(de
 def test_microservices_are_deployments_and_backing_services_stateful_sets(deployed: Captured):
     deployments = {manifest["metadata"]["name"] for manifest in deployed.manifests("Deployment")}
     stateful = {manifest["metadata"]["name"]: manifest for manifest in deployed.manifests("StatefulSet")}
-    assert deployments == set(SERVICES)
+    assert deployments == {*SERVICES, "otel-collector"}
     assert set(stateful) == set(BACKING_IMAGES)
     for name, manifest in stateful.items():
         assert manifest["spec"]["serviceName"] == name
@@ -86,8 +97,8 @@ def test_images_are_pinned(deployed: Captured):
     for workload, container in deployed.containers():
         image = container["image"]
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1]
-        if workload in BACKING_IMAGES:
-            assert image == BACKING_IMAGES[workload]
+        if workload in PINNED_IMAGES:
+            assert image == PINNED_IMAGES[workload]
         elif (workload, container["name"]) == ("video-streaming", "web"):
             assert image == FRONT_IMAGE
         else:
@@ -114,7 +125,7 @@ def test_every_container_has_probes_resources_and_the_restricted_context(deploye
 
 
 def test_web_containers_listen_on_8080_with_health_endpoints(deployed: Captured):
-    for workload in deployed.manifests("Deployment"):
+    for workload in microservices(deployed):
         web = containers_of(workload)["web"]
         assert web["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
         assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -161,7 +172,7 @@ def test_video_streaming_is_nginx_in_front_of_its_app_in_one_pod(deployed: Captu
 
 
 def test_consumers_run_beside_the_web_container_with_a_heartbeat_probe(deployed: Captured):
-    for workload in deployed.manifests("Deployment"):
+    for workload in microservices(deployed):
         name = workload["metadata"]["name"]
         containers = {c["name"]: c for c in pod_spec(workload)["containers"]}
         if name not in CONSUMERS:
@@ -177,7 +188,7 @@ def test_consumers_run_beside_the_web_container_with_a_heartbeat_probe(deployed:
 
 
 def test_environment_matches_the_contract(deployed: Captured):
-    for workload in deployed.manifests("Deployment"):
+    for workload in microservices(deployed):
         name = workload["metadata"]["name"]
         for container in pod_spec(workload)["containers"]:
             env = env_of(container)
@@ -235,14 +246,14 @@ def test_recommended_labels_everywhere(deployed: Captured):
 
 
 def test_rolling_updates_never_drop_below_the_replica_count(deployed: Captured):
-    for workload in deployed.manifests("Deployment"):
+    for workload in microservices(deployed):
         assert workload["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_replicas_budgets_and_autoscaler_per_stack(stack: str, captures: dict[str, Captured]):
     captured = captures[stack]
-    deployments = {m["metadata"]["name"]: m for m in captured.manifests("Deployment")}
+    deployments = {m["metadata"]["name"]: m for m in microservices(captured)}
     budgets = {m["metadata"]["name"]: m for m in captured.manifests("PodDisruptionBudget")}
     autoscalers = captured.manifests("HorizontalPodAutoscaler")
     if stack == "dev":
@@ -297,7 +308,7 @@ def test_rabbit_loads_the_definitions_its_init_container_writes_from_the_secret(
         "mountPath": "/etc/rabbitmq/definitions",
         "readOnly": True,
     }
-    [config] = deployed.manifests("ConfigMap")
+    config = deployed.manifest("ConfigMap", "rabbit-definitions-conf")
     assert config["data"] == {
         "20-flixtube-definitions.conf": "load_definitions = /etc/rabbitmq/definitions\n"
     }

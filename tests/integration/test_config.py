@@ -29,6 +29,14 @@ CASES = [
     ("video-streaming", "web", {"APP_PORT": "0"}, "APP_PORT"),
     ("video-streaming", "app", {"APP_PORT": "x"}, "APP_PORT"),
     ("video-streaming", "app", {"VIDEOS_DIR": "/does/not/exist"}, "VIDEOS_DIR"),
+    ("history", "worker", {"METRICS_PORT": "nine"}, "METRICS_PORT"),
+    ("video-streaming", "app", {"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER"),
+    (
+        "history",
+        "worker",
+        {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "smoke"},
+        "PROTOCOL",
+    ),
     ("video-streaming", "web", {"OUTBOX_DIR": "/proc/no-outbox-here"}, "OUTBOX_DIR"),
     ("video-streaming", "web", {"OUTBOX_MAX_MIB": "0"}, "OUTBOX_MAX_MIB"),
 ]

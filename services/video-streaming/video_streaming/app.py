@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, abort, jsonify, request
 
-from flixtube_common import config, logs, pages, web
+from flixtube_common import config, logs, metrics, pages, tracing, web
 from flixtube_common.outbox import Outbox
 from flixtube_common.publisher import AmqpPublisher
 from flixtube_common.spool import Spool
@@ -13,7 +13,7 @@ from video_streaming import page
 from video_streaming.history_client import HistoryPoster
 from video_streaming.library import Library, UnsafeName
 from video_streaming.settings import Settings
-from video_streaming.streaming import answer, is_playback_start
+from video_streaming.streaming import answer, body_length, is_playback_start
 
 SERVICE = "video-streaming"
 
@@ -40,8 +40,11 @@ def create_app(env: config.Env | None = None, outbox: Outbox | None = None) -> F
         if found is None:
             abort(404, description=f"no video {name!r}" if name is not None else "no videos")
         response, decided = answer(request, found)
+        if request.method == "GET":
+            metrics.STREAMED_BYTES.inc(body_length(request, found, decided))
         if is_playback_start(request, decided):
-            outbox.put(View(video_path=found.path))
+            metrics.PLAYBACK_STARTS.inc()
+            outbox.put(View(video_path=found.path, trace=tracing.carrier()))
         return response
 
     @app.get("/videos")

@@ -24,7 +24,8 @@ class HistoryPoster:
         """Nothing to open: each POST stands alone."""
 
     def send(self, view: View) -> None:
-        response = self._session.post(self._url, json=view.to_json(), timeout=TIMEOUT)
+        # view.trace: W3C traceparent, so history's request span continues the playback's trace.
+        response = self._session.post(self._url, json=view.to_json(), headers=view.trace, timeout=TIMEOUT)
         if 400 <= response.status_code < 500:
             raise RejectedView(f"history answered {response.status_code}: {response.text[:200]}")
         response.raise_for_status()

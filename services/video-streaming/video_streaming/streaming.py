@@ -167,6 +167,17 @@ def answer(request: Request, video: Video) -> tuple[Response, Plan]:
     return Response(status=decided.status, headers=headers, mimetype=mimetype), decided
 
 
+def body_length(request: Request, video: Video, decided: Plan) -> int:
+    """How many bytes nginx is told to send: the whole file, one range up to its last byte, or none."""
+    if decided.status not in (200, 206) or decided.first_byte is None:
+        return 0
+    last = video.size - 1
+    match = SINGLE_RANGE.fullmatch(request.headers.get("Range", "")) if decided.status == 206 else None
+    if match is not None and match.group(2):
+        last = min(last, offset(match.group(2)))
+    return last - decided.first_byte + 1
+
+
 def is_playback_start(request: Request, decided: Plan) -> bool:
     """A GET answered with the video's first byte: no Range, or a range from byte 0."""
     return request.method == "GET" and decided.status in (200, 206) and decided.first_byte == 0

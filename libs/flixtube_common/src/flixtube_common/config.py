@@ -35,23 +35,19 @@ def required(env: Env, name: str, example: str) -> str:
     return value
 
 
-def port(env: Env) -> int:
-    return _tcp_port(env, "PORT", "80")
-
-
-def app_port(env: Env) -> int:
-    """APP_PORT: where an app behind a front on PORT listens, on loopback (video-streaming behind nginx)."""
-    value = _tcp_port(env, "APP_PORT", "8081")
-    if value == port(env):
-        raise ConfigError(f"APP_PORT must differ from PORT (the front listens there), got {value}")
-    return value
-
-
-def _tcp_port(env: Env, name: str, default: str) -> int:
+def port(env: Env, name: str = "PORT", default: str = "80") -> int:
     raw = optional(env, name, default)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ConfigError(f"{name} must be a TCP port number from 1 to 65535, got {raw!r}")
     return int(raw)
+
+
+def app_port(env: Env) -> int:
+    """APP_PORT: where an app behind a front on PORT listens, on loopback (video-streaming behind nginx)."""
+    value = port(env, "APP_PORT", "8081")
+    if value == port(env):
+        raise ConfigError(f"APP_PORT must differ from PORT (the front listens there), got {value}")
+    return value
 
 
 def messaging_mode(env: Env) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +24,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from pika.spec import Basic, BasicProperties
 
-from flixtube_common import amqp, topology
+from flixtube_common import amqp, metrics, topology, tracing
 from flixtube_common.backoff import Backoff
 from flixtube_common.logs import event
 from flixtube_common.store import StoreUnavailable
@@ -34,6 +35,7 @@ LOGGER = logging.getLogger(__name__)
 # Many messages in flight hide the round trip per ack; small enough to requeue quickly on a pause.
 PREFETCH = 100
 BEAT_SECONDS = 10.0
+LAG_SECONDS = 5.0  # how often the queue's depth is sampled for the lag gauge
 BATCH = PREFETCH
 
 
@@ -55,6 +57,8 @@ class ViewConsumer:
         record_many: Callable[[list[View]], list[bool]] | None = None,
         store_ready: Callable[[], bool],
         name: str,
+        subscriber: str,
+        collection: str,
         heartbeat_file: Path | None = None,
     ) -> None:
         self._url = url
@@ -65,6 +69,10 @@ class ViewConsumer:
         self._batch: list[Delivery] = []
         self._store_ready = store_ready
         self._name = name
+        self._metrics = metrics.SubscriberMetrics.of(subscriber)
+        self._queue = topology.consumer_queue(mode, subscriber_queue)
+        self._lag = metrics.CONSUMER_LAG.labels(subscriber, self._queue)
+        self._collection = collection
         self._heartbeat_file = heartbeat_file
         self._backoff = Backoff()
         self._connection: pika.BlockingConnection | None = None
@@ -99,6 +107,7 @@ class ViewConsumer:
         channel.basic_qos(prefetch_count=PREFETCH)
         self._backoff.reset()
         self._schedule_beat()
+        self._schedule_lag(channel, queue)
         event(LOGGER, "consuming", broker=amqp.describe(self._url), queue=queue, mode=self._mode)
         return channel, queue
 
@@ -111,10 +120,11 @@ class ViewConsumer:
     def _on_message(
         self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
     ) -> None:
+        self._metrics.consumed.inc()
         try:
             view = View.from_bytes(body, properties.message_id)
         except InvalidView as error:
-            self._dead_letter(channel, body, properties, str(error))
+            self._dead_letter(channel, body, properties, str(error), "invalid")
             channel.basic_ack(method.delivery_tag)
             return
         delivery = Delivery(method, properties, body, view)
@@ -135,11 +145,11 @@ class ViewConsumer:
             return  # after a closed channel, the broker requeues what was not acked
         assert self._record_many is not None
         try:
-            stored = self._record_many([delivery.view for delivery in batch])
+            with self._processing(batch):
+                stored = self._record_many([delivery.view for delivery in batch])
         except StoreUnavailable as error:
-            event(LOGGER, "store unavailable, pausing consumption", logging.WARNING, error=str(error))
+            self._pause(error)
             channel.basic_nack(batch[-1].method.delivery_tag, multiple=True, requeue=True)
-            self._store_down = True
             channel.stop_consuming()
             return
         except Exception:
@@ -148,26 +158,40 @@ class ViewConsumer:
                 self._store_one(channel, delivery)
             return
         channel.basic_ack(batch[-1].method.delivery_tag, multiple=True)
+        self._metrics.recorded(stored)
         for delivery, new in zip(batch, stored, strict=True):
             self._log_stored(delivery, new)
 
     def _store_one(self, channel: BlockingChannel, delivery: Delivery) -> None:
         method, properties, body, view = delivery
         try:
-            stored = self._record(view)
+            with self._processing([delivery]):
+                stored = self._record(view)
         except StoreUnavailable as error:
-            event(LOGGER, "store unavailable, pausing consumption", logging.WARNING, error=str(error))
+            self._pause(error)
             channel.basic_nack(method.delivery_tag, requeue=True)
-            self._store_down = True
             channel.stop_consuming()  # also requeues what was prefetched but not yet handled
             return
         except Exception as error:  # a view that breaks the handler must not crash-loop the worker
             LOGGER.exception("handler failed")
-            self._dead_letter(channel, body, properties, f"handler failed: {type(error).__name__}: {error}")
+            reason = f"handler failed: {type(error).__name__}: {error}"
+            self._dead_letter(channel, body, properties, reason, "handler_failed")
             channel.basic_ack(method.delivery_tag)
             return
         channel.basic_ack(method.delivery_tag)
+        self._metrics.recorded([stored])
         self._log_stored(delivery, stored)
+
+    def _processing(self, batch: list[Delivery]) -> AbstractContextManager[None]:
+        """The spans of writing these views: each message's own, in the trace its headers name."""
+        messages = [(delivery.properties.headers, delivery.view.view_id) for delivery in batch]
+        return tracing.processing(messages, self._queue, self._collection)
+
+    def _pause(self, error: StoreUnavailable) -> None:
+        event(LOGGER, "store unavailable, pausing consumption", logging.WARNING, error=str(error))
+        self._store_down = True
+        self._metrics.outages.inc()
+        self._metrics.paused.set(1)
 
     def _log_stored(self, delivery: Delivery, stored: bool) -> None:
         event(
@@ -176,11 +200,13 @@ class ViewConsumer:
             videoPath=delivery.view.video_path,
             viewId=delivery.view.view_id,
             redelivered=delivery.method.redelivered,
+            **tracing.logged_trace(delivery.properties.headers),
         )
 
     def _dead_letter(
-        self, channel: BlockingChannel, body: bytes, properties: BasicProperties, reason: str
+        self, channel: BlockingChannel, body: bytes, properties: BasicProperties, reason: str, kind: str
     ) -> None:
+        """Send a copy to the dead-letter queue; `reason` says what was wrong, `kind` which kind it is."""
         headers = dict(properties.headers or {})
         headers["x-flixtube-error"] = reason
         headers["x-flixtube-consumer"] = self._name
@@ -202,7 +228,9 @@ class ViewConsumer:
             reason=reason,
             queue=topology.DEAD_LETTER_QUEUE,
             messageId=properties.message_id,
+            **tracing.logged_trace(properties.headers),
         )
+        self._metrics.dead_lettered[kind].inc()
 
     def _wait_for_store(self) -> None:
         """While the store is down, hold off consuming; messages stay safely in the queue."""
@@ -211,6 +239,7 @@ class ViewConsumer:
             self._sleep(backoff.next_delay())
         if self._store_down:
             event(LOGGER, "store back, resuming consumption")
+            self._metrics.paused.set(0)
 
     def _sleep(self, seconds: float) -> None:
         # Sleeping through the connection keeps its heartbeats going.
@@ -223,6 +252,13 @@ class ViewConsumer:
         if self._heartbeat_file is not None and self._connection is not None:
             self._beat()
             self._connection.call_later(BEAT_SECONDS, self._schedule_beat)
+
+    def _schedule_lag(self, channel: BlockingChannel, queue: str) -> None:
+        """Sample the queue's depth now and every LAG_SECONDS while this connection lasts."""
+        if self._connection is None or not channel.is_open:
+            return
+        self._lag.set(channel.queue_declare(queue, passive=True).method.message_count)
+        self._connection.call_later(LAG_SECONDS, lambda: self._schedule_lag(channel, queue))
 
     def _beat(self) -> None:
         """Touch the liveness file: the process is alive and its loop is turning."""

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from flixtube_common import tracing
+
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
 
@@ -24,6 +26,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        line.update(tracing.current_ids())
         line.update({k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)

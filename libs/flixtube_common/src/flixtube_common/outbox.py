@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Protocol, cast
 
+from flixtube_common import metrics, tracing
 from flixtube_common.backoff import Backoff
 from flixtube_common.logs import event
 from flixtube_common.spool import Spool
@@ -100,6 +101,7 @@ class Outbox:
         """Keep the view on disk for delivery; False if the outbox is full (logged and counted)."""
         if not self.spool.append(view):
             self.refused += 1
+            metrics.VIEWS_DROPPED.labels("outbox_full").inc()
             event(
                 LOGGER,
                 "view refused: outbox full",
@@ -110,6 +112,7 @@ class Outbox:
                 max_bytes=self.spool.max_bytes,
             )
             return False
+        metrics.OUTBOX_VIEWS.set(self.spool.count)
         self._arrived.set()
         return True
 
@@ -159,6 +162,7 @@ class Outbox:
                 continue
             if self._deliver([view for _, view in pending]):
                 self.spool.remove_through(pending[-1][0])
+                metrics.OUTBOX_VIEWS.set(self.spool.count)
                 if 1 < len(pending) < self._batch_size and self.spool.count < self._batch_size:
                     # Busy: what arrives meanwhile waits on disk for the next batch (close() ends it).
                     self._wake.wait(self._linger)
@@ -172,6 +176,7 @@ class Outbox:
         self._adopted_at = time.monotonic()
         try:
             self.spool.adopt_orphans()
+            metrics.OUTBOX_VIEWS.set(self.spool.count)
         except (OSError, sqlite3.Error) as error:  # a folder that went read-only, a damaged file
             event(LOGGER, "outbox adoption failed", logging.ERROR, error=f"{type(error).__name__}: {error}")
 
@@ -179,12 +184,15 @@ class Outbox:
         try:
             if not self.transport.connected:
                 self.transport.connect()
-            if len(views) == 1:
-                self.transport.send(views[0])
-            else:
-                cast("BatchTransport", self.transport).send_many(views)
+            with tracing.sending(views) as traced:  # each view carries its send span's context along
+                metrics.VIEWS_PUBLISHED.inc(len(views))
+                if len(traced) == 1:
+                    self.transport.send(traced[0])
+                else:
+                    cast("BatchTransport", self.transport).send_many(traced)
         except RejectedView as error:
             self.dropped += len(views)
+            metrics.VIEWS_DROPPED.labels("rejected").inc(len(views))
             for view in views:
                 event(
                     LOGGER,
@@ -196,6 +204,7 @@ class Outbox:
                 )
             return True
         except Exception as error:
+            metrics.VIEWS_RETRIED.inc(len(views))
             event(
                 LOGGER,
                 "view delivery failed, will retry",
@@ -208,6 +217,7 @@ class Outbox:
             return False
         self._backoff.reset()
         self.sent += len(views)
+        metrics.VIEWS_CONFIRMED.inc(len(views))
         if len(views) == 1:
             event(LOGGER, "view sent", videoPath=views[0].video_path, viewId=views[0].view_id)
         else:  # one line per batch: each line costs a write while the request threads wait for the GIL

@@ -111,6 +111,7 @@ class AmqpPublisher:
                 delivery_mode=pika.DeliveryMode.Persistent,
                 message_id=view.view_id,
                 timestamp=now,
+                headers=view.trace or None,  # W3C traceparent: the consumer's span continues the trace
             )
             self._channel.basic_publish(self._exchange, self._routing_key, view.to_bytes(), properties)
             self._confirms.published()

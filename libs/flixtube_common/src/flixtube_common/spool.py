@@ -18,7 +18,9 @@ The folder is bounded: each process keeps at most `max_bytes` of views; `append`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -27,14 +29,17 @@ import uuid
 from pathlib import Path
 
 from flixtube_common.logs import event
-from flixtube_common.views import InvalidView, View
+from flixtube_common.views import View
 
 LOGGER = logging.getLogger(__name__)
 
 ROW_OVERHEAD = 64  # bytes a row costs beside its body (row id, record header, page and index space)
 PREFIX = "outbox-"
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS views (id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL)"
+# `trace`: the view's W3C trace context (JSON), kept beside the body, which is the message as sent.
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS views (id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL, trace TEXT)"
+)
 
 
 class Spool:
@@ -58,7 +63,10 @@ class Spool:
             db = self._open()
             if self.bytes + len(body) + ROW_OVERHEAD > self.max_bytes:
                 return False
-            db.execute("INSERT INTO views (body) VALUES (?)", (body,))
+            db.execute(
+                "INSERT INTO views (body, trace) VALUES (?, ?)",
+                (body, json.dumps(view.trace) if view.trace else None),
+            )
             self.count += 1
             self.bytes += len(body) + ROW_OVERHEAD
         return True
@@ -66,12 +74,17 @@ class Spool:
     def oldest(self, most: int) -> list[tuple[int, View]]:
         """Up to `most` views, oldest first, with their row ids (a row that is no view is dropped, logged)."""
         with self._lock:
-            rows = self._open().execute("SELECT id, body FROM views ORDER BY id LIMIT ?", (most,)).fetchall()
+            rows = (
+                self._open()
+                .execute("SELECT id, body, trace FROM views ORDER BY id LIMIT ?", (most,))
+                .fetchall()
+            )
         views = []
-        for row_id, body in rows:
+        for row_id, body, trace in rows:
             try:
-                views.append((row_id, View.from_bytes(body)))
-            except InvalidView as error:  # only a file edited by hand could hold one
+                view = View.from_bytes(body)
+                views.append((row_id, dataclasses.replace(view, trace=json.loads(trace)) if trace else view))
+            except ValueError as error:  # an InvalidView or bad trace JSON: only a file edited by hand
                 event(LOGGER, "unreadable outbox row dropped", logging.ERROR, row=row_id, error=str(error))
                 self.remove_through(row_id)
         return views
@@ -149,13 +162,14 @@ class Spool:
         return moved
 
     def _move_from(self, orphan: Path) -> int:
+        _connect(orphan).close()  # brings a file of an older version to this schema (we hold its lock)
         db = self._open()
         db.execute("ATTACH DATABASE ? AS orphan", (f"file:{orphan}?mode=rw",))
         try:
             with db:  # one transaction: the views are in this file, or still only in the orphan
                 db.execute("BEGIN IMMEDIATE")
                 moved = db.execute(
-                    "INSERT INTO views (body) SELECT body FROM orphan.views ORDER BY id"
+                    "INSERT INTO views (body, trace) SELECT body, trace FROM orphan.views ORDER BY id"
                 ).rowcount
         finally:
             db.execute("DETACH DATABASE orphan")
@@ -171,6 +185,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA journal_size_limit=4194304")  # keep the WAL file small once checkpointed
     db.execute(SCHEMA)
+    if "trace" not in {column[1] for column in db.execute("PRAGMA table_info(views)")}:
+        db.execute("ALTER TABLE views ADD COLUMN trace TEXT")  # a file written before traces were kept
     return db
 
 

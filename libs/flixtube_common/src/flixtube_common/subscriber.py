@@ -12,7 +12,7 @@ import pika
 from flask import Flask
 from pika.exceptions import AMQPError
 
-from flixtube_common import amqp, config, logs, store, topology, web
+from flixtube_common import amqp, config, logs, metrics, store, topology, tracing, web
 from flixtube_common.consumer import ViewConsumer
 
 LOGGER = logging.getLogger(__name__)
@@ -97,12 +97,15 @@ def run_worker(service: str, load: Callable[[config.Env], SubscriberSettings]) -
     env = config.environ()
     try:
         settings = load(env)
-    except config.ConfigError as error:
+        tracing.configure(service, env)
+        if not settings.consumes or settings.rabbit_url is None:
+            logs.event(LOGGER, "nothing to consume in this messaging mode", mode=settings.messaging)
+            return 0
+        metrics_port = metrics.serve(env)
+    except (config.ConfigError, OSError) as error:  # OSError: METRICS_PORT is taken
         print(f"Error: {error}", file=sys.stderr)
         return 2
-    if not settings.consumes or settings.rabbit_url is None:
-        logs.event(LOGGER, "nothing to consume in this messaging mode", mode=settings.messaging)
-        return 0
+    logs.event(LOGGER, "metrics", url=f"http://0.0.0.0:{metrics_port}/metrics" if metrics_port else None)
     views = settings.open_store()
     heartbeat = env.get("HEARTBEAT_FILE")
     consumer = ViewConsumer(
@@ -113,10 +116,14 @@ def run_worker(service: str, load: Callable[[config.Env], SubscriberSettings]) -
         record_many=views.record_many,
         store_ready=views.ping,
         name=f"{service}-worker",
+        subscriber=service,
+        collection=settings.collection,
         heartbeat_file=Path(heartbeat) if heartbeat else None,
     )
     try:
         consumer.run()
     except KeyboardInterrupt:
         logs.event(LOGGER, "stopped")
+    finally:
+        tracing.flush()
     return 0

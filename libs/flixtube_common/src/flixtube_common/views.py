@@ -38,6 +38,9 @@ class View:
     video_path: str
     view_id: str = field(default_factory=new_view_id)
     viewed_at: datetime = field(default_factory=utc_now)
+    # W3C trace context (traceparent, tracestate) of the playback that made the view: it travels in the
+    # message's headers, not in its body, and is no part of the view's identity.
+    trace: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, str]:
         return {"videoPath": self.video_path, "viewId": self.view_id, "viewedAt": iso_utc(self.viewed_at)}

@@ -1,4 +1,5 @@
-"""The Flask pieces every service has: JSON errors, one log line per request, health and readiness."""
+"""The Flask pieces every service has: JSON errors, one log line, metrics and a span per request, health
+and readiness, and `/metrics`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Protocol
 from flask import Flask, Response, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from flixtube_common import metrics, tracing
 from flixtube_common.logs import event
 
 LOGGER = logging.getLogger("flixtube.request")
 
 Check = Callable[[], bool]
+QUIET_PATHS = ("/healthz", "/readyz", "/metrics")  # probes and scrapes: no trace; logged only when failed
 
 # The largest request body any route reads: a view is well under 2 KiB. Larger bodies are answered 413.
 MAX_BODY_BYTES = 16 * 1024
@@ -38,10 +41,13 @@ def create_base_app(import_name: str, service: str) -> Flask:
     app.extensions["flixtube.checks"] = {}
     app.extensions["flixtube.background"] = []
     app.register_error_handler(HTTPException, _json_error)
-    app.before_request(_start_timer)
+    app.before_request(_start_request)
     app.after_request(_log_request)
+    app.teardown_request(_end_request)
     app.add_url_rule("/healthz", "healthz", _healthz)
     app.add_url_rule("/readyz", "readyz", _readyz)
+    metrics.register(app)
+    tracing.configure(service)
     return app
 
 
@@ -113,12 +119,24 @@ def _passes(check: Check) -> bool:
         return False
 
 
-def _start_timer() -> None:
+def _rule() -> str | None:
+    """The URL rule the request matched (None for a 404): a bounded name, unlike the path."""
+    return request.url_rule.rule if request.url_rule else None
+
+
+def _start_request() -> None:
     g.started = time.perf_counter()
+    if tracing.ENABLED and request.path not in QUIET_PATHS:  # a probe or scrape is not worth a trace
+        g.span = tracing.start_request(
+            metrics.method_of(request.method), metrics.route_of(_rule()), request.path, request.headers
+        )
 
 
 def _log_request(response: Response) -> Response:
-    if request.path not in ("/healthz", "/readyz") or response.status_code >= 400:
+    g.status = response.status_code
+    elapsed = time.perf_counter() - g.get("started", 0)
+    metrics.observe_request(_rule(), request.method, response.status_code, elapsed)
+    if request.path not in QUIET_PATHS or response.status_code >= 400:
         event(
             LOGGER,
             "request",
@@ -126,6 +144,11 @@ def _log_request(response: Response) -> Response:
             path=request.path,
             query=request.query_string.decode(),
             status=response.status_code,
-            ms=round((time.perf_counter() - g.get("started", 0)) * 1000, 1),
+            ms=round(elapsed * 1000, 1),
         )
     return response
+
+
+def _end_request(error: BaseException | None) -> None:
+    if "span" in g:
+        tracing.end_request(g.pop("span"), g.get("status", 500), error)
