@@ -88,7 +88,7 @@ def child_of(span: Span, parent: Span) -> bool:
 
 def starts(app: FlixTube) -> list[Span]:
     """video-streaming's request spans of playback starts (the ones that sent a view)."""
-    found = spans(app, "video-streaming.web")
+    found = spans(app, "video-streaming.app")
     sent = {span["parent_id"] for span in found if span["name"] == "send viewed"}
     return [span for span in found if span["name"] == "GET /video" and span["context"]["span_id"] in sent]
 
@@ -108,10 +108,10 @@ def test_each_view_is_one_trace_from_its_request_to_both_database_writes(start_f
         )
 
     wait_until(complete, timeout=60, what="every view's spans in both subscribers")
-    requests_seen = [s for s in spans(app, "video-streaming.web") if s["name"] == "GET /video"]
+    requests_seen = [s for s in spans(app, "video-streaming.app") if s["name"] == "GET /video"]
     assert len(requests_seen) == 2 * PLAYS  # the later ranges are traced too, but sent no view
-    sent = by_trace(spans(app, "video-streaming.web"))
-    request_log = {r["traceId"]: r for r in logged(app, "video-streaming.web", "request") if "traceId" in r}
+    sent = by_trace(spans(app, "video-streaming.app"))
+    request_log = {r["traceId"]: r for r in logged(app, "video-streaming.app", "request") if "traceId" in r}
     for request in starts(app):
         trace_id = hex_id(request["context"]["trace_id"])
         assert request["kind"] == "SpanKind.SERVER" and request["parent_id"] is None
@@ -145,7 +145,7 @@ def test_in_http_mode_the_post_to_history_continues_the_trace(start_flixtube: St
     post = wait_until(post_span, what="history's POST /viewed span")
     (request,) = wait_until(lambda: starts(app), what="video-streaming's spans")
     trace_id = hex_id(request["context"]["trace_id"])
-    send = the_one(by_trace(spans(app, "video-streaming.web"))[trace_id], "send viewed")
+    send = the_one(by_trace(spans(app, "video-streaming.app"))[trace_id], "send viewed")
     assert hex_id(post["context"]["trace_id"]) == trace_id and child_of(post, send)
     write = wait_until(
         lambda: [s for s in spans(app, "history.web") if s["name"] == "insert videos"], what="the write span"
@@ -157,7 +157,7 @@ def test_without_otel_settings_nothing_is_traced(start_flixtube: StartFlixTube):
     app = start_flixtube("http", services=("video-streaming", "history"))
     play(app, "big.mp4")
     wait_until(app.history, what="the view")
-    for process in ("video-streaming.web", "history.web"):
+    for process in ("video-streaming.app", "history.web"):
         assert spans(app, process) == []
         assert all("traceId" not in record for record in logged(app, process, "request"))
 
